@@ -1,0 +1,52 @@
+# The two commands a new user runs: `make demo` and `make test`.
+# Everything installs into .venv; nothing is installed system-wide except the
+# Debian data packages the tests read (see `deb-deps`).
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+PORT ?= 50051
+MODELS ?= models
+
+.PHONY: help venv test test-slow demo proto proto-check models serve lint clean
+
+help:
+	@echo "make demo       start the server on the bundled models, sample a grid of 7s"
+	@echo "make test       set up .venv and run the test suite"
+	@echo "make test-slow  the slow suites"
+	@echo "make models     retrain the bundled models from fixed seeds"
+	@echo "make proto      regenerate the gRPC code from protos/"
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[serve,train,dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -m slow
+
+demo: $(STAMP)
+	$(PY) scripts/demo.py --models $(MODELS)
+
+# Generated code lives inside the SDK package; tests/test_proto.py fails when
+# it is stale.
+proto: $(STAMP)
+	$(PY) -m grpc_tools.protoc -Igan_client/_proto=protos \
+	  --python_out=sdk --pyi_out=sdk --grpc_python_out=sdk \
+	  $$(cd protos && find . -name '*.proto' | sort | sed 's|^\./|protos/|')
+
+models: $(STAMP)
+	$(MAKE) -C . -f models.mk PY=$(abspath $(PY))
+
+serve: $(STAMP)
+	$(VENV)/bin/gan-server --models $(MODELS) --port $(PORT)
+
+clean:
+	rm -rf $(VENV) build *.egg-info runs

@@ -1,0 +1,55 @@
+"""Image helpers: grids and PNG files with their provenance in text chunks."""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+from PIL import Image, PngImagePlugin
+
+
+def make_grid(images: np.ndarray, cols: int | None = None, pad: int = 2, background: int = 0) -> np.ndarray:
+    """Tile (N, H, W, C) uint8 images into one (rows*(H+pad)+pad, ..., C) array."""
+    if images.ndim != 4:
+        raise ValueError(f"images must be (N, H, W, C), got shape {images.shape}")
+    n, h, w, c = images.shape
+    if n == 0:
+        raise ValueError("no images to tile")
+    cols = cols or math.ceil(math.sqrt(n))
+    if cols < 1:
+        raise ValueError(f"cols must be >= 1, got {cols}")
+    rows = math.ceil(n / cols)
+    grid = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, c), background, dtype=np.uint8)
+    for i in range(n):
+        r, col = divmod(i, cols)
+        y, x = pad + r * (h + pad), pad + col * (w + pad)
+        grid[y : y + h, x : x + w] = images[i]
+    return grid
+
+
+def to_pil(image: np.ndarray) -> Image.Image:
+    """(H, W, 1|3) uint8 → a PIL image (L or RGB)."""
+    if image.shape[-1] == 1:
+        return Image.fromarray(image[..., 0], mode="L")
+    return Image.fromarray(image, mode="RGB")
+
+
+def write_png(image: np.ndarray, path: str | os.PathLike[str], text: Mapping[str, str] | None = None) -> Path:
+    """Write atomically (temp file, then rename) with ``text`` as PNG tEXt chunks."""
+    path = Path(path)
+    info = PngImagePlugin.PngInfo()
+    for key, value in (text or {}).items():
+        info.add_text(key, value)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            to_pil(image).save(f, format="PNG", pnginfo=info)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

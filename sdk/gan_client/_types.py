@@ -1,0 +1,105 @@
+"""Typed results returned by the clients."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from ._images import make_grid, to_pil, write_png
+
+
+@dataclass(frozen=True)
+class Conditioning:
+    kind: str  # "none" | "class" | "infogan"
+    class_names: tuple[str, ...] = ()
+    num_categories: int = 0
+    num_continuous: int = 0
+    category_to_digit: tuple[int, ...] = ()
+    continuous_range: tuple[float, float] = (-1.0, 1.0)
+
+    @property
+    def takes_digit(self) -> bool:
+        if self.kind == "class":
+            return any(name.isdigit() for name in self.class_names)
+        return self.kind == "infogan" and bool(self.category_to_digit)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    version: str
+    variant: str
+    dataset: str
+    height: int
+    width: int
+    channels: int
+    latent_dim: int
+    latent_prior: str
+    conditioning: Conditioning
+    versions: tuple[str, ...]
+    manifest: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class SampleResult:
+    """Images from one sample call.
+
+    ``images`` is uint8 (N, H, W, C). ``seeds[i]``/``indices[i]`` say which
+    random stream image i came from: image i of a request with seed s.
+    """
+
+    model: str
+    version: str
+    seed: int
+    images: np.ndarray
+    classes: np.ndarray  # (N,) int32: class index / InfoGAN category, -1 if none
+    latents: np.ndarray | None = None  # (N, latent_dim) float32 when asked for
+    request: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    @property
+    def seeds(self) -> np.ndarray:
+        return np.full(len(self), self.seed, dtype=np.uint64)
+
+    @property
+    def indices(self) -> np.ndarray:
+        return np.arange(len(self), dtype=np.int64)
+
+    def grid(self, cols: int | None = None, pad: int = 2) -> np.ndarray:
+        """All images tiled into one uint8 (H', W', C) array."""
+        return make_grid(self.images, cols=cols, pad=pad)
+
+    def to_pil(self) -> list[Image.Image]:
+        return [to_pil(img) for img in self.images]
+
+    def metadata(self, index: int | None = None) -> dict[str, str]:
+        meta = {"gan:model": self.model, "gan:version": self.version, "gan:seed": str(self.seed)}
+        if self.request:
+            meta["gan:request"] = json.dumps(self.request, sort_keys=True)
+        if index is not None:
+            meta["gan:index"] = str(index)
+            if int(self.classes[index]) >= 0:
+                meta["gan:class"] = str(int(self.classes[index]))
+        return meta
+
+    def save_grid(self, path: str | os.PathLike[str], cols: int | None = None) -> Path:
+        return write_png(self.grid(cols), path, self.metadata())
+
+    def save(self, directory: str | os.PathLike[str], prefix: str | None = None) -> list[Path]:
+        """One PNG per image: ``<dir>/<model>-s<seed>-<index>.png``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        stem = prefix or f"{self.model}-s{self.seed}"
+        width = max(5, len(str(len(self) - 1)))
+        return [
+            write_png(img, directory / f"{stem}-{i:0{width}d}.png", self.metadata(i))
+            for i, img in enumerate(self.images)
+        ]

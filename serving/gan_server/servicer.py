@@ -1,0 +1,135 @@
+"""The gan.v1.Generator servicer: validate, convert, await sampling, convert back.
+
+Protobuf ↔ domain conversion lives in the pure helpers at the bottom; the
+sampling itself is :class:`gan_server.sampling.LoadedModel`. Errors are mapped
+to status codes once, by :func:`gan_server.errors.grpc_errors`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from concurrent.futures import Executor
+
+import grpc
+import numpy as np
+
+from gan_client._proto.gan.v1 import generator_pb2 as pb
+from gan_client._proto.gan.v1 import generator_pb2_grpc as pb_grpc
+
+from .errors import InvalidArgument, grpc_errors
+from .repository import ModelRepository
+from .sampling import LoadedModel, SampleOutput, SampleSpec
+
+_KINDS = {
+    "none": pb.CONDITIONING_KIND_NONE,
+    "class": pb.CONDITIONING_KIND_CLASS,
+    "infogan": pb.CONDITIONING_KIND_INFOGAN,
+}
+
+
+class GeneratorServicer(pb_grpc.GeneratorServicer):
+    def __init__(self, repo: ModelRepository, executor: Executor, max_count: int, max_batch: int) -> None:
+        self.repo = repo
+        self.executor = executor
+        self.max_count = max_count
+        self.max_batch = max_batch
+
+    @grpc_errors
+    async def ListModels(self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext) -> pb.ListModelsResponse:
+        return pb.ListModelsResponse(models=[model_info(m, self.repo.versions(m.name)) for m in self.repo.latest()])
+
+    @grpc_errors
+    async def GetModel(self, request: pb.GetModelRequest, context: grpc.aio.ServicerContext) -> pb.ModelInfo:
+        if not request.name:
+            raise InvalidArgument("name", "is required")
+        model = self.repo.get(request.name, request.version)
+        return model_info(model, self.repo.versions(model.name))
+
+    @grpc_errors
+    async def Sample(self, request: pb.SampleRequest, context: grpc.aio.ServicerContext) -> pb.SampleResponse:
+        if not request.model:
+            raise InvalidArgument("model", f"is required; available: {', '.join(self.repo.names()) or 'none'}")
+        model = self.repo.get(request.model, request.version)
+        spec = sample_spec(request, model, self.max_count)
+        plan = model.plan(spec, self.repo.conditional_names())
+        loop = asyncio.get_running_loop()
+        # Large requests run in chunks of max_batch: bounded memory per run, and
+        # results are the same because each image has its own random stream.
+        parts = await asyncio.gather(
+            *(
+                loop.run_in_executor(self.executor, model.generate, plan, start, min(self.max_batch, spec.count - start))
+                for start in range(0, spec.count, self.max_batch)
+            )
+        )
+        return sample_response(model, request.seed, parts)
+
+
+def sample_spec(request: pb.SampleRequest, model: LoadedModel, max_count: int) -> SampleSpec:
+    """Check the request's shape and build the domain request."""
+    if request.count < 1:
+        raise InvalidArgument("count", "must be at least 1")
+    if request.count > max_count:
+        raise InvalidArgument("count", f"{request.count} exceeds this server's limit of {max_count} images per request")
+    latents = None
+    if len(request.latents):
+        latents = np.asarray(request.latents, dtype=np.float32)
+        dim = model.manifest.latent.dim
+        if latents.size != request.count * dim:
+            raise InvalidArgument(
+                "latents",
+                f"expected count x latent_dim = {request.count} x {dim} = {request.count * dim} values, got {latents.size}",
+            )
+        latents = latents.reshape(request.count, dim)
+    return SampleSpec(
+        count=request.count,
+        seed=request.seed,
+        digit=request.digit if request.HasField("digit") else None,
+        label=request.label if request.HasField("label") else None,
+        category=request.category if request.HasField("category") else None,
+        continuous=tuple(request.continuous),
+        latents=latents,
+        return_latents=request.return_latents,
+    )
+
+
+def sample_response(model: LoadedModel, seed: int, parts: list[SampleOutput]) -> pb.SampleResponse:
+    images = np.concatenate([p.images for p in parts])
+    image = model.manifest.image
+    response = pb.SampleResponse(
+        model=model.name,
+        version=model.version,
+        count=images.shape[0],
+        image=pb.ImageSpec(height=image.height, width=image.width, channels=image.channels),
+        images=images.tobytes(),
+        seed=seed,
+        classes=np.concatenate([p.classes for p in parts]).tolist(),
+    )
+    if parts[0].latents is not None:
+        response.latents.extend(np.concatenate([p.latents for p in parts]).ravel().tolist())
+    return response
+
+
+def model_info(model: LoadedModel, versions: list[str]) -> pb.ModelInfo:
+    m = model.manifest
+    c = m.conditioning
+    return pb.ModelInfo(
+        name=m.name,
+        version=m.version,
+        variant=m.variant,
+        dataset=m.dataset,
+        image=pb.ImageSpec(height=m.image.height, width=m.image.width, channels=m.image.channels),
+        latent_dim=m.latent.dim,
+        latent_prior=m.latent.prior,
+        conditioning=pb.Conditioning(
+            kind=_KINDS[c.kind],
+            class_names=list(c.class_names),
+            num_categories=c.num_categories,
+            num_continuous=c.num_continuous,
+            category_to_digit=list(c.category_to_digit),
+            continuous_min=c.continuous_range[0],
+            continuous_max=c.continuous_range[1],
+        ),
+        versions=versions,
+        manifest_json=json.dumps(json.loads(model.manifest_json), separators=(",", ":")),
+    )

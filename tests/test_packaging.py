@@ -1,0 +1,62 @@
+"""Packaging contracts: generated code is fresh; the SDK needs no torch or onnxruntime."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+GENERATED = ROOT / "sdk" / "gan_client" / "_proto"
+
+
+def test_generated_protobuf_code_is_fresh(tmp_path: Path) -> None:
+    protos = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "protos").rglob("*.proto"))
+    assert protos, "no .proto files found"
+    subprocess.run(
+        [sys.executable, "-m", "grpc_tools.protoc", "-Igan_client/_proto=protos", f"--python_out={tmp_path}",
+         f"--pyi_out={tmp_path}", f"--grpc_python_out={tmp_path}", *protos],
+        cwd=ROOT, check=True,
+    )
+    fresh = {p.relative_to(tmp_path / "gan_client" / "_proto"): p.read_bytes()
+             for p in tmp_path.rglob("*") if p.is_file()}
+    assert fresh
+    for rel, content in fresh.items():
+        committed = GENERATED / rel
+        assert committed.is_file(), f"{committed} is missing: run `make proto`"
+        assert committed.read_bytes() == content, f"{committed} is stale: run `make proto`"
+
+
+# Imports of the heavy runtimes fail inside this child, so the SDK and its CLI
+# must work without them, as in an install with only the base dependencies.
+_BLOCKER = """
+import sys, importlib.abc
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split('.')[0] in {'torch', 'onnxruntime', 'onnx', 'grpc_health', 'grpc_reflection'}:
+            raise ImportError('blocked in this test: ' + name)
+sys.meta_path.insert(0, Block())
+"""
+
+
+def test_sdk_imports_without_server_or_training_dependencies() -> None:
+    code = _BLOCKER + """
+import gan_client
+from gan_client.cli import cli
+from click.testing import CliRunner
+result = CliRunner().invoke(cli, ['--help'])
+assert result.exit_code == 0, result.output
+heavy = sorted(m for m in sys.modules if m.split('.')[0] in {'torch', 'onnxruntime', 'onnx'})
+assert not heavy, heavy
+print('ok', gan_client.GanClient.__name__)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok GanClient"
+
+
+def test_server_package_import_does_not_load_torch() -> None:
+    code = "import sys, gan_server.cli, gan_server.server; print(sorted(m for m in sys.modules if m.startswith('torch')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
