@@ -32,8 +32,20 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
+# Start a server on a free port, sample 64 sevens from the bundled InfoGAN,
+# print the grid's path, stop the server.
 demo: $(STAMP)
-	$(PY) scripts/demo.py --models $(MODELS)
+	@tmp=$$(mktemp -d); \
+	$(VENV)/bin/gan-server --models $(MODELS) --port 0 > $$tmp/server.out 2> $$tmp/server.log & pid=$$!; \
+	trap 'kill $$pid 2>/dev/null; wait $$pid 2>/dev/null; rm -rf '"$$tmp" EXIT; \
+	for i in $$(seq 1 240); do \
+	  grep -q listening $$tmp/server.out && break; \
+	  kill -0 $$pid 2>/dev/null || { cat $$tmp/server.log; exit 1; }; sleep 0.25; \
+	done; \
+	addr=$$(awk '/listening/ {print $$4}' $$tmp/server.out); \
+	echo "gan-server ready at $$addr"; \
+	$(VENV)/bin/gan-client --server $$addr sample --model infogan --digit 7 -n 64 --seed 7 \
+	  --out $(CURDIR)/demo-sevens.png
 
 # Generated code lives inside the SDK package; tests/test_proto.py fails when
 # it is stale.

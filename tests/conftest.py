@@ -97,3 +97,13 @@ def repo_copy(bundled_models: Path, tmp_path: Path) -> Path:
     dest = tmp_path / "models"
     shutil.copytree(bundled_models, dest)
     return dest
+
+
+@pytest.fixture()
+def unused_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
