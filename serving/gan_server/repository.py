@@ -39,6 +39,8 @@ class ModelRepository:
     threads: int = 0
     models: dict[str, dict[str, LoadedModel]] = field(default_factory=dict)
     problems: list[LoadProblem] = field(default_factory=list)
+    # What each version directory looked like when last (tried to be) loaded.
+    _seen: dict[Path, tuple[int, int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -48,16 +50,67 @@ class ModelRepository:
         """Scan ``root`` and load every valid version. Problems are kept in ``problems``."""
         if not self.root.is_dir():
             raise FileNotFoundError(f"model repository {self.root} is not a directory")
+        self.rescan()
+
+    @staticmethod
+    def _stamp(manifest_path: Path) -> tuple[int, int]:
+        st = manifest_path.stat()
+        return (st.st_mtime_ns, st.st_size)
+
+    def rescan(self) -> tuple[list[LoadedModel], list[LoadedModel]]:
+        """Load new or changed version directories and drop vanished ones.
+
+        Returns (loaded, removed). A broken version is logged, kept in
+        ``problems`` and skipped; it is retried when its manifest changes.
+        Callers holding a removed model may finish with it.
+        """
+        loaded: list[LoadedModel] = []
+        removed: list[LoadedModel] = []
+        present: dict[Path, tuple[int, int]] = {}
         for manifest_path in sorted(self.root.glob(f"*/*/{MANIFEST_NAME}")):
-            version_dir = manifest_path.parent
             try:
-                model = self.load_version(version_dir)
-            except (ManifestError, BackendError) as exc:
-                self.problems.append(LoadProblem(str(version_dir), str(exc)))
-                log.error("skipping %s: %s", version_dir, exc)
+                present[manifest_path.parent] = self._stamp(manifest_path)
+            except OSError:
+                continue
+        current = {m.directory: m for versions in self.models.values() for m in versions.values()}
+        for directory, model in current.items():
+            gone = directory not in present
+            if gone or present[directory] != self._seen.get(directory):
+                self._drop(model)
+                removed.append(model)
+                log.info("unloaded %s version %s (%s)", model.name, model.version, "removed" if gone else "changed")
+        for directory in list(self._seen):
+            if directory not in present:
+                del self._seen[directory]
+        self.problems = [p for p in self.problems if Path(p.path) in present]
+        for directory, stamp in present.items():
+            if self._seen.get(directory) == stamp:
+                continue
+            self._seen[directory] = stamp
+            self.problems = [p for p in self.problems if p.path != str(directory)]
+            try:
+                model = self.load_version(directory)
+            except (ManifestError, BackendError, OSError) as exc:
+                self.problems.append(LoadProblem(str(directory), str(exc)))
+                log.error("skipping %s: %s", directory, exc)
                 continue
             self.models.setdefault(model.name, {})[model.version] = model
+            loaded.append(model)
             log.info("loaded %s version %s (%s, %s)", model.name, model.version, self.backend, self.device)
+        return loaded, removed
+
+    def _drop(self, model: LoadedModel) -> None:
+        versions = self.models.get(model.name, {})
+        if versions.get(model.version) is model:
+            del versions[model.version]
+        if not versions:
+            self.models.pop(model.name, None)
+
+    def mark_broken(self, model: LoadedModel, problem: str) -> None:
+        """Take a model out of service after a runtime failure of its files."""
+        self._drop(model)
+        self.problems.append(LoadProblem(str(model.directory), problem))
+        log.error("unloaded %s version %s: %s", model.name, model.version, problem)
 
     def load_version(self, version_dir: Path) -> LoadedModel:
         manifest = load_manifest(version_dir)

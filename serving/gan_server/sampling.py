@@ -63,6 +63,7 @@ class LoadedModel:
         self.backend = backend
         self.directory = directory
         self.manifest_json = (directory / "manifest.json").read_text(encoding="utf-8")
+        self.in_flight = 0  # requests using this model now (for unloading)
 
     @property
     def name(self) -> str:
@@ -165,8 +166,8 @@ class LoadedModel:
 
     # -- execution --------------------------------------------------------
 
-    def generate(self, plan: Plan, start: int, count: int) -> SampleOutput:
-        """Images ``start .. start+count-1`` of the planned request."""
+    def feeds(self, plan: Plan, start: int, count: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Graph inputs for images ``start .. start+count-1``, and their classes."""
         m = self.manifest
         cond = m.conditioning
         spec = plan.spec
@@ -190,9 +191,20 @@ class LoadedModel:
             if spec.continuous:
                 cont = np.tile(np.asarray(spec.continuous, np.float32), (count, 1))
             feeds["continuous"] = cont
-        raw = self.backend.run(feeds)
+        return feeds, classes
+
+    def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        """Run the graph; return uint8 (N, H, W, C). Feeds of several requests may be stacked."""
+        return to_uint8(self.backend.run(feeds), self.manifest.image.value_range)
+
+    def output(self, plan: Plan, feeds: dict[str, np.ndarray], classes: np.ndarray, images: np.ndarray) -> SampleOutput:
         return SampleOutput(
-            images=to_uint8(raw, m.image.value_range),
-            latents=z if spec.return_latents else None,
-            classes=(classes if self.takes_condition else np.full(count, -1)).astype(np.int32),
+            images=images,
+            latents=feeds["z"] if plan.spec.return_latents else None,
+            classes=(classes if self.takes_condition else np.full(len(classes), -1)).astype(np.int32),
         )
+
+    def generate(self, plan: Plan, start: int, count: int) -> SampleOutput:
+        """Images ``start .. start+count-1`` of the planned request, in one backend run."""
+        feeds, classes = self.feeds(plan, start, count)
+        return self.output(plan, feeds, classes, self.run(feeds))

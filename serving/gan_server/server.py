@@ -14,7 +14,7 @@ import logging
 import signal
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import grpc
@@ -23,8 +23,11 @@ from grpc_reflection.v1alpha import reflection
 
 from gan_client._proto.gan.v1 import generator_pb2, generator_pb2_grpc
 
+from .batching import Dispatcher
+from .interceptors import ObservabilityInterceptor, TokenAuthInterceptor
+from .metrics import Metrics
 from .repository import ModelRepository
-from .sampling import SampleSpec
+from .sampling import LoadedModel, SampleSpec
 from .servicer import GeneratorServicer
 
 log = logging.getLogger("gan_server")
@@ -43,19 +46,81 @@ class ServerConfig:
     workers: int = 2  # inference threads running backend calls
     max_count: int = 4096
     max_batch: int = 256
+    batch_delay_ms: float = 2.0
+    batching: bool = True
     max_message_mb: int = 64
     grace: float = 10.0
+    reload_interval: float = 0.0  # seconds between repository scans; 0 = off
+    metrics_port: int | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None  # set: clients must present a cert it signed (mTLS)
+    token: str | None = field(default=None, repr=False)
+
+    def public(self) -> dict[str, str]:
+        """The configuration as logged: secrets masked."""
+        out = {k: str(v) for k, v in asdict(self).items()}
+        out["token"] = "set" if self.token else "none"
+        return out
 
 
-def _warm_up(repo: ModelRepository) -> None:
-    for versions in repo.models.values():
-        for model in versions.values():
-            model.generate(model.plan(SampleSpec(count=1)), 0, 1)
+def _warm_up(models: list[LoadedModel]) -> None:
+    for model in models:
+        model.generate(model.plan(SampleSpec(count=1)), 0, 1)
+
+
+def _credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
+    if not config.tls_cert and not config.tls_key:
+        if config.tls_client_ca:
+            raise ValueError("--tls-client-ca needs --tls-cert and --tls-key")
+        return None
+    if not (config.tls_cert and config.tls_key):
+        raise ValueError("TLS needs both --tls-cert and --tls-key")
+    try:
+        key, cert = config.tls_key.read_bytes(), config.tls_cert.read_bytes()
+        ca = config.tls_client_ca.read_bytes() if config.tls_client_ca else None
+    except OSError as exc:
+        raise ValueError(f"cannot read TLS file {exc.filename}: {exc.strerror}") from None
+    return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca, require_client_auth=ca is not None)
+
+
+class _Reloader:
+    """Polls the repository; warms new versions; retires removed ones after their calls."""
+
+    def __init__(self, repo: ModelRepository, dispatcher: Dispatcher, executor, metrics: Metrics | None) -> None:
+        self.repo = repo
+        self.dispatcher = dispatcher
+        self.executor = executor
+        self.metrics = metrics
+        self._lock = asyncio.Lock()
+
+    async def scan(self) -> None:
+        loop = asyncio.get_running_loop()
+        async with self._lock:
+            loaded, removed = await loop.run_in_executor(self.executor, self.repo.rescan)
+            if loaded:
+                await loop.run_in_executor(self.executor, _warm_up, loaded)
+            for model in removed:
+                loop.create_task(self.dispatcher.retire(model))
+            self._count()
+
+    def _count(self) -> None:
+        if self.metrics is not None:
+            self.metrics.models_loaded.set(sum(len(v) for v in self.repo.models.values()))
+
+    async def run(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.scan()
+            except Exception:  # noqa: BLE001 - keep serving what is loaded
+                log.exception("repository scan failed")
 
 
 async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None:
     """Serve until ``stop`` is set or SIGTERM/SIGINT arrives."""
-    log.info("configuration: %s", {k: str(v) for k, v in asdict(config).items()})
+    log.info("configuration: %s", config.public())
+    credentials = _credentials(config)
     repo = ModelRepository(config.models, backend=config.backend, device=config.device, threads=config.threads)
     loop = asyncio.get_running_loop()
     # Loading reads files and builds sessions: keep it off the event loop.
@@ -64,17 +129,28 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None
         problems = "; ".join(p.message for p in repo.problems) or "no <name>/<version>/manifest.json found"
         raise RuntimeError(f"no model could be loaded from {config.models}: {problems}")
 
+    metrics = Metrics() if config.metrics_port is not None else None
+    interceptors: list[grpc.aio.ServerInterceptor] = []
+    if config.token:
+        interceptors.append(TokenAuthInterceptor(config.token))
+    interceptors.append(ObservabilityInterceptor(metrics, lambda name: name in repo.models))
     max_bytes = config.max_message_mb * 1024 * 1024
     server = grpc.aio.server(
+        interceptors=interceptors,
         options=[
             ("grpc.max_send_message_length", max_bytes),
             ("grpc.max_receive_message_length", max_bytes),
-        ]
+        ],
     )
     executor = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="infer")
-    generator_pb2_grpc.add_GeneratorServicer_to_server(
-        GeneratorServicer(repo, executor, config.max_count, config.max_batch), server
+    dispatcher = Dispatcher(
+        executor,
+        max_batch=config.max_batch,
+        delay=config.batch_delay_ms / 1000.0 if config.batching else None,
+        max_in_flight=config.workers,
+        observer=metrics.observe_batch if metrics else None,
     )
+    generator_pb2_grpc.add_GeneratorServicer_to_server(GeneratorServicer(repo, dispatcher, config.max_count), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -83,18 +159,25 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None
     )
     for service in ("", SERVICE_NAME):
         await health_servicer.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
-    address = f"[{config.host}]" if ":" in config.host else config.host
-    port = server.add_insecure_port(f"{address}:{config.port}")
-    if port == 0:
-        raise RuntimeError(f"cannot bind {config.host}:{config.port}")
+    address = f"[{config.host}]:{config.port}" if ":" in config.host else f"{config.host}:{config.port}"
+    try:
+        port = (server.add_secure_port(address, credentials) if credentials
+                else server.add_insecure_port(address))
+    except RuntimeError as exc:
+        raise RuntimeError(f"cannot bind {address}: {exc}") from None
     await server.start()
+    metrics_port = metrics.serve_http(config.host, config.metrics_port) if metrics else None
 
-    await loop.run_in_executor(executor, _warm_up, repo)
+    reloader = _Reloader(repo, dispatcher, executor, metrics)
+    await loop.run_in_executor(executor, _warm_up, [m for v in repo.models.values() for m in v.values()])
+    reloader._count()
     for service in ("", SERVICE_NAME):
         await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
+    reload_task = loop.create_task(reloader.run(config.reload_interval)) if config.reload_interval > 0 else None
     names = ", ".join(f"{n}:{repo.versions(n)[-1]}" for n in repo.names())
-    # Tests and scripts read this line to learn the port (``--port 0``).
-    print(f"gan-server listening on {config.host}:{port} serving {names}", flush=True)
+    # Tests and scripts read this line to learn the ports (``--port 0``).
+    extra = f" metrics on {config.host}:{metrics_port}" if metrics_port else ""
+    print(f"gan-server listening on {config.host}:{port} serving {names}{extra}", flush=True)
 
     stop = stop or asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -102,10 +185,18 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):  # pragma: no cover - non-main thread / Windows
             pass
+    if config.reload_interval > 0:
+        try:
+            loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(reloader.scan()))
+        except (NotImplementedError, RuntimeError):  # pragma: no cover
+            pass
     await stop.wait()
     log.info("stopping: draining in-flight calls for up to %.1f s", config.grace)
+    if reload_task:
+        reload_task.cancel()
     await health_servicer.enter_graceful_shutdown()
     await server.stop(config.grace)
+    await dispatcher.close()
     executor.shutdown(wait=True)
     log.info("stopped")
 
@@ -113,7 +204,7 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None
 def run(config: ServerConfig) -> int:
     try:
         asyncio.run(serve(config))
-    except (RuntimeError, FileNotFoundError, ValueError) as exc:
+    except (RuntimeError, FileNotFoundError, ValueError, OSError) as exc:
         print(f"gan-server: error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -7,9 +7,7 @@ to status codes once, by :func:`gan_server.errors.grpc_errors`.
 
 from __future__ import annotations
 
-import asyncio
 import json
-from concurrent.futures import Executor
 
 import grpc
 import numpy as np
@@ -17,6 +15,7 @@ import numpy as np
 from gan_client._proto.gan.v1 import generator_pb2 as pb
 from gan_client._proto.gan.v1 import generator_pb2_grpc as pb_grpc
 
+from .batching import Dispatcher
 from .errors import InvalidArgument, grpc_errors
 from .repository import ModelRepository
 from .sampling import LoadedModel, SampleOutput, SampleSpec
@@ -29,11 +28,10 @@ _KINDS = {
 
 
 class GeneratorServicer(pb_grpc.GeneratorServicer):
-    def __init__(self, repo: ModelRepository, executor: Executor, max_count: int, max_batch: int) -> None:
+    def __init__(self, repo: ModelRepository, dispatcher: Dispatcher, max_count: int) -> None:
         self.repo = repo
-        self.executor = executor
+        self.dispatcher = dispatcher
         self.max_count = max_count
-        self.max_batch = max_batch
 
     @grpc_errors
     async def ListModels(self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext) -> pb.ListModelsResponse:
@@ -53,15 +51,7 @@ class GeneratorServicer(pb_grpc.GeneratorServicer):
         model = self.repo.get(request.model, request.version)
         spec = sample_spec(request, model, self.max_count)
         plan = model.plan(spec, self.repo.conditional_names())
-        loop = asyncio.get_running_loop()
-        # Large requests run in chunks of max_batch: bounded memory per run, and
-        # results are the same because each image has its own random stream.
-        parts = await asyncio.gather(
-            *(
-                loop.run_in_executor(self.executor, model.generate, plan, start, min(self.max_batch, spec.count - start))
-                for start in range(0, spec.count, self.max_batch)
-            )
-        )
+        parts = await self.dispatcher.run(model, plan)
         return sample_response(model, request.seed, parts)
 
 

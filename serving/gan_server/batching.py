@@ -1,0 +1,210 @@
+"""Dynamic batching: concurrent requests for one model share backend runs.
+
+Each request is split into chunks of at most ``max_batch`` images. A chunk
+waits at most ``delay`` seconds (from the oldest queued chunk) for others to
+join; the queued chunks that fit in ``max_batch`` then run as one backend
+call, and each caller gets its own slice back. Every image's latent comes
+from its own (seed, index) stream, so results do not depend on the grouping.
+
+With batching off (``delay=None``) each chunk runs alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .sampling import LoadedModel, Plan, SampleOutput
+
+# Called after each backend run with (model, images in the run, queue seconds per chunk).
+BatchObserver = Callable[[LoadedModel, int, list[float]], None]
+
+
+@dataclass
+class _Chunk:
+    plan: Plan
+    start: int
+    count: int
+    future: asyncio.Future[SampleOutput]
+    enqueued: float = field(default_factory=time.perf_counter)
+
+
+def run_chunks(model: LoadedModel, chunks: list[tuple[Plan, int, int]]) -> list[SampleOutput]:
+    """Build each chunk's inputs, run them stacked in one call, split the output."""
+    prepared = [model.feeds(plan, start, count) for plan, start, count in chunks]
+    if len(prepared) == 1:
+        stacked = prepared[0][0]
+    else:
+        stacked = {name: np.concatenate([feeds[name] for feeds, _ in prepared]) for name in prepared[0][0]}
+    images = model.run(stacked)
+    outputs, offset = [], 0
+    for (plan, _, count), (feeds, classes) in zip(chunks, prepared):
+        outputs.append(model.output(plan, feeds, classes, images[offset : offset + count]))
+        offset += count
+    return outputs
+
+
+class DynamicBatcher:
+    """One model's queue and its batching loop."""
+
+    def __init__(
+        self,
+        model: LoadedModel,
+        executor: Executor,
+        max_batch: int,
+        delay: float,
+        max_in_flight: int,
+        observer: BatchObserver | None = None,
+    ) -> None:
+        self.model = model
+        self.executor = executor
+        self.max_batch = max_batch
+        self.delay = delay
+        self.observer = observer
+        self._pending: deque[_Chunk] = deque()
+        self._queued_images = 0
+        self._wakeup = asyncio.Event()
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._tasks: set[asyncio.Task] = set()
+        self._loop_task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def submit(self, plan: Plan, start: int, count: int) -> SampleOutput:
+        if count > self.max_batch:
+            raise ValueError(f"chunk of {count} exceeds max_batch {self.max_batch}")
+        chunk = _Chunk(plan, start, count, asyncio.get_running_loop().create_future())
+        self._pending.append(chunk)
+        self._queued_images += count
+        self._wakeup.set()
+        return await chunk.future
+
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._pending:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            # Wait for a full batch, or until the oldest chunk has waited `delay`.
+            while self._queued_images < self.max_batch:
+                remaining = self._pending[0].enqueued + self.delay - time.perf_counter()
+                if remaining <= 0:
+                    break
+                self._wakeup.clear()
+                try:
+                    await asyncio.wait_for(self._wakeup.wait(), remaining)
+                except asyncio.TimeoutError:
+                    break
+            batch: list[_Chunk] = []
+            total = 0
+            while self._pending and (not batch or total + self._pending[0].count <= self.max_batch):
+                chunk = self._pending.popleft()
+                self._queued_images -= chunk.count
+                if chunk.future.done():  # the caller went away
+                    continue
+                batch.append(chunk)
+                total += chunk.count
+            if not batch:
+                continue
+            await self._slots.acquire()
+            task = loop.create_task(self._run(batch))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, batch: list[_Chunk]) -> None:
+        try:
+            started = time.perf_counter()
+            work = [(c.plan, c.start, c.count) for c in batch]
+            try:
+                outputs = await asyncio.get_running_loop().run_in_executor(self.executor, run_chunks, self.model, work)
+            except Exception as exc:  # noqa: BLE001 - handed to every caller
+                for chunk in batch:
+                    if not chunk.future.done():
+                        chunk.future.set_exception(exc)
+                return
+            for chunk, out in zip(batch, outputs):
+                if not chunk.future.done():
+                    chunk.future.set_result(out)
+            if self.observer:
+                self.observer(self.model, sum(c.count for c in batch), [started - c.enqueued for c in batch])
+        finally:
+            self._slots.release()
+
+    async def close(self) -> None:
+        self._loop_task.cancel()
+        try:
+            await self._loop_task
+        except asyncio.CancelledError:
+            pass
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+class Dispatcher:
+    """Runs planned requests on their model, batched or not. Shared by all APIs."""
+
+    def __init__(
+        self,
+        executor: Executor,
+        max_batch: int,
+        delay: float | None,
+        max_in_flight: int,
+        observer: BatchObserver | None = None,
+    ) -> None:
+        self.executor = executor
+        self.max_batch = max_batch
+        self.delay = delay
+        self.max_in_flight = max_in_flight
+        self.observer = observer
+        self._batchers: dict[int, DynamicBatcher] = {}
+
+    def _batcher(self, model: LoadedModel) -> DynamicBatcher:
+        key = id(model)
+        batcher = self._batchers.get(key)
+        if batcher is None or batcher.model is not model:
+            batcher = DynamicBatcher(model, self.executor, self.max_batch, self.delay or 0.0, self.max_in_flight,
+                                     self.observer)
+            self._batchers[key] = batcher
+        return batcher
+
+    async def run_chunk(self, model: LoadedModel, plan: Plan, start: int, count: int) -> SampleOutput:
+        """Images ``start .. start+count-1`` (count <= max_batch)."""
+        if self.delay is None:
+            (out,) = await asyncio.get_running_loop().run_in_executor(
+                self.executor, run_chunks, model, [(plan, start, count)]
+            )
+            if self.observer:
+                self.observer(model, count, [0.0])
+            return out
+        return await self._batcher(model).submit(plan, start, count)
+
+    def chunks(self, count: int, start: int = 0) -> list[tuple[int, int]]:
+        return [(s, min(self.max_batch, start + count - s)) for s in range(start, start + count, self.max_batch)]
+
+    async def run(self, model: LoadedModel, plan: Plan) -> list[SampleOutput]:
+        """The whole request, split into chunks that run concurrently."""
+        model.in_flight += 1
+        try:
+            return list(
+                await asyncio.gather(*(self.run_chunk(model, plan, s, n) for s, n in self.chunks(plan.spec.count)))
+            )
+        finally:
+            model.in_flight -= 1
+
+    async def retire(self, model: LoadedModel, poll: float = 0.05) -> None:
+        """Stop an unloaded model's batcher once its in-flight calls have finished."""
+        while model.in_flight:
+            await asyncio.sleep(poll)
+        batcher = self._batchers.pop(id(model), None)
+        if batcher is not None:
+            await batcher.close()
+
+    async def close(self) -> None:
+        for batcher in list(self._batchers.values()):
+            await batcher.close()
+        self._batchers.clear()

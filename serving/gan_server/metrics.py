@@ -1,0 +1,56 @@
+"""Prometheus metrics, served over HTTP with ``--metrics-port``.
+
+Series (all prefixed ``gan_``):
+
+- ``requests_total{method,model,code}``: finished RPCs by status code;
+- ``request_latency_seconds{method,model}``: RPC latency histogram;
+- ``queue_seconds{model}``: time a chunk waited for its backend run;
+- ``batch_size{model}``: images per backend run (dynamic batching at work);
+- ``images_generated_total{model}``;
+- ``models_loaded``: loaded model versions.
+
+The ``model`` label only takes names of loaded models ("unknown" otherwise),
+so callers cannot inflate the number of series.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from .sampling import LoadedModel
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter("gan_requests", "Finished RPCs.", ["method", "model", "code"], registry=r)
+        self.latency = Histogram(
+            "gan_request_latency_seconds", "RPC latency.", ["method", "model"], buckets=_LATENCY_BUCKETS, registry=r
+        )
+        self.queue = Histogram(
+            "gan_queue_seconds", "Time a chunk waited for its backend run.", ["model"], buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.batch = Histogram("gan_batch_size", "Images per backend run.", ["model"], buckets=_BATCH_BUCKETS,
+                               registry=r)
+        self.images = Counter("gan_images_generated", "Images generated.", ["model"], registry=r)
+        self.models_loaded = Gauge("gan_models_loaded", "Loaded model versions.", registry=r)
+
+    def observe_batch(self, model: LoadedModel, size: int, queue_seconds: list[float]) -> None:
+        self.batch.labels(model.name).observe(size)
+        self.images.labels(model.name).inc(size)
+        for q in queue_seconds:
+            self.queue.labels(model.name).observe(q)
+
+    def observe_rpc(self, method: str, model: str, code: str, seconds: float) -> None:
+        self.requests.labels(method, model, code).inc()
+        self.latency.labels(method, model).observe(seconds)
+
+    def serve_http(self, host: str, port: int) -> int:
+        """Start the /metrics endpoint in a daemon thread; return the bound port."""
+        server, _thread = start_http_server(port, addr=host, registry=self.registry)
+        return int(server.server_address[1])
