@@ -92,6 +92,7 @@ def decode_sample(req: pb.SampleRequest, resp: pb.SampleResponse) -> SampleResul
         classes=np.asarray(resp.classes, dtype=np.int32),
         latents=latents,
         request=request_summary(req),
+        start=resp.start,
     )
 
 

@@ -51,7 +51,7 @@ class SampleResult:
     """Images from one sample call.
 
     ``images`` is uint8 (N, H, W, C). ``seeds[i]``/``indices[i]`` say which
-    random stream image i came from: image i of a request with seed s.
+    random stream image i came from: (seed, start + i).
     """
 
     model: str
@@ -61,6 +61,7 @@ class SampleResult:
     classes: np.ndarray  # (N,) int32: class index / InfoGAN category, -1 if none
     latents: np.ndarray | None = None  # (N, latent_dim) float32 when asked for
     request: dict[str, Any] = field(default_factory=dict)
+    start: int = 0  # index of images[0] in the seed's sequence
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -71,7 +72,7 @@ class SampleResult:
 
     @property
     def indices(self) -> np.ndarray:
-        return np.arange(len(self), dtype=np.int64)
+        return np.arange(self.start, self.start + len(self), dtype=np.int64)
 
     def grid(self, cols: int | None = None, pad: int = 2) -> np.ndarray:
         """All images tiled into one uint8 (H', W', C) array."""
@@ -85,7 +86,7 @@ class SampleResult:
         if self.request:
             meta["gan:request"] = json.dumps(self.request, sort_keys=True)
         if index is not None:
-            meta["gan:index"] = str(index)
+            meta["gan:index"] = str(self.start + index)
             if int(self.classes[index]) >= 0:
                 meta["gan:class"] = str(int(self.classes[index]))
         return meta

@@ -183,6 +183,10 @@ class Dispatcher:
             return out
         return await self._batcher(model).submit(plan, start, count)
 
+    async def call(self, fn, *args):
+        """Run a blocking backend call on the inference threads."""
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
     def chunks(self, count: int, start: int = 0) -> list[tuple[int, int]]:
         return [(s, min(self.max_batch, start + count - s)) for s in range(start, start + count, self.max_batch)]
 

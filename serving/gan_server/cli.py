@@ -61,6 +61,8 @@ def _setup_logging(level: str, fmt: str) -> None:
               help="Threads running inference concurrently.")
 @click.option("--max-count", type=click.IntRange(1), default=4096, show_default=True,
               help="Most images one request may ask for.")
+@click.option("--max-stream-count", type=click.IntRange(1), default=1_000_000, show_default=True,
+              help="Most images one SampleStream call may ask for.")
 @click.option("--max-batch", type=click.IntRange(1), default=256, show_default=True,
               help="Most images in one backend run; larger requests are split.")
 @click.option("--batch-delay-ms", type=click.FloatRange(0), default=2.0, show_default=True,
@@ -83,7 +85,7 @@ def _setup_logging(level: str, fmt: str) -> None:
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def main(models: Path, host: str, port: int, backend: str, device: str, threads: int, workers: int,
-         max_count: int, max_batch: int, batch_delay_ms: float, batching: bool, grace: float,
+         max_count: int, max_stream_count: int, max_batch: int, batch_delay_ms: float, batching: bool, grace: float,
          reload_interval: float, metrics_port: int | None, tls_cert: Path | None, tls_key: Path | None,
          tls_client_ca: Path | None, token_file: Path | None, log_level: str, log_format: str) -> None:
     """Serve GAN generators from a model repository over gRPC."""
@@ -98,7 +100,7 @@ def main(models: Path, host: str, port: int, backend: str, device: str, threads:
             raise click.BadParameter(f"{token_file} is empty", param_hint="--token-file")
     config = ServerConfig(
         models=models, host=host, port=port, backend=backend, device=device, threads=threads,
-        workers=workers, max_count=max_count, max_batch=max_batch,
+        workers=workers, max_count=max_count, max_stream_count=max_stream_count, max_batch=max_batch,
         batch_delay_ms=batch_delay_ms, batching=batching, grace=grace, reload_interval=reload_interval,
         metrics_port=metrics_port, tls_cert=tls_cert, tls_key=tls_key, tls_client_ca=tls_client_ca, token=token,
     )

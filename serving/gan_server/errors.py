@@ -9,6 +9,7 @@ server never crashes on a request and never leaks internals to callers.
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -55,7 +56,10 @@ Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
 
 
 def grpc_errors(handler: Handler) -> Handler:
-    """Map :class:`GanServerError` to its status; log anything else as INTERNAL."""
+    """Map :class:`GanServerError` to its status; log anything else as INTERNAL.
+
+    Works on unary handlers and on server-streaming (async generator) ones.
+    """
 
     @functools.wraps(handler)
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
@@ -69,4 +73,23 @@ def grpc_errors(handler: Handler) -> Handler:
             log.exception("unhandled error in %s", handler.__name__)
             await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")
 
+    if inspect.isasyncgenfunction(handler):
+        return _stream_wrapper(handler)  # type: ignore[return-value]
     return wrapper  # type: ignore[return-value]
+
+
+def _stream_wrapper(handler: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(handler)
+    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            async for message in handler(self, request, context):
+                yield message
+        except GanServerError as exc:
+            await context.abort(exc.code, str(exc))
+        except grpc.aio.AbortError:
+            raise
+        except Exception:  # noqa: BLE001 - the one place that must catch all
+            log.exception("unhandled error in %s", handler.__name__)
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")
+
+    return wrapper

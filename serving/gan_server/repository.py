@@ -130,7 +130,11 @@ class ModelRepository:
             )
         else:
             backend = OnnxBackend(version_dir / manifest.files["onnx"].path, device=self.device, threads=self.threads)
-        return LoadedModel(manifest, backend, version_dir)
+        encoder = None
+        if "encoder_onnx" in manifest.files:
+            encoder = OnnxBackend(version_dir / manifest.files["encoder_onnx"].path, device=self.device,
+                                  threads=self.threads)
+        return LoadedModel(manifest, backend, version_dir, encoder=encoder)
 
     # -- lookup -------------------------------------------------------------
 

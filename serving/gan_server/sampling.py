@@ -29,6 +29,7 @@ class SampleSpec:
     continuous: tuple[float, ...] = ()
     latents: np.ndarray | None = None  # (count, latent_dim) float32
     return_latents: bool = False
+    first_index: int = 0  # image i of the request is stream (seed, first_index + i)
 
 
 @dataclass(frozen=True)
@@ -58,9 +59,10 @@ def to_uint8(images: np.ndarray, value_range: tuple[float, float]) -> np.ndarray
 class LoadedModel:
     """A model version whose backend is ready: turns plans into images."""
 
-    def __init__(self, manifest: Manifest, backend: Backend, directory: Path) -> None:
+    def __init__(self, manifest: Manifest, backend: Backend, directory: Path, encoder: Backend | None = None) -> None:
         self.manifest = manifest
         self.backend = backend
+        self.encoder = encoder  # image -> latent graph (BiGAN, VAE-GAN), if exported
         self.directory = directory
         self.manifest_json = (directory / "manifest.json").read_text(encoding="utf-8")
         self.in_flight = 0  # requests using this model now (for unloading)
@@ -94,6 +96,8 @@ class LoadedModel:
         cond = m.conditioning
         if not 0 <= spec.seed <= MAX_SEED:
             raise InvalidArgument("seed", f"must be in [0, 2**64 - 1], got {spec.seed}")
+        if not 0 <= spec.first_index <= MAX_SEED - spec.count:
+            raise InvalidArgument("first_index", f"first_index + count must stay below 2**64, got {spec.first_index}")
         asked = [f for f, v in (("digit", spec.digit), ("label", spec.label), ("category", spec.category)) if v is not None]
         if len(asked) > 1:
             raise InvalidArgument(asked[1], f"give at most one of digit, label, category (got {', '.join(asked)})")
@@ -173,7 +177,7 @@ class LoadedModel:
         spec = plan.spec
         codes = draw_codes(
             spec.seed,
-            start,
+            spec.first_index + start,
             count,
             m.latent.dim,
             num_categories=self.num_classes,
@@ -203,6 +207,14 @@ class LoadedModel:
             latents=feeds["z"] if plan.spec.return_latents else None,
             classes=(classes if self.takes_condition else np.full(len(classes), -1)).astype(np.int32),
         )
+
+    def encode(self, images: np.ndarray) -> np.ndarray:
+        """uint8 (N, H, W, C) images → float32 (N, latent_dim) latents."""
+        if self.encoder is None:
+            raise InvalidArgument("model", f"model {self.name!r} has no encoder")
+        low, high = self.manifest.image.value_range
+        x = images.astype(np.float32).transpose(0, 3, 1, 2) * ((high - low) / 255.0) + low
+        return np.ascontiguousarray(self.encoder.run({"images": np.ascontiguousarray(x)}), dtype=np.float32)
 
     def generate(self, plan: Plan, start: int, count: int) -> SampleOutput:
         """Images ``start .. start+count-1`` of the planned request, in one backend run."""

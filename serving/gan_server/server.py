@@ -26,6 +26,8 @@ from gan_client._proto.gan.v1 import generator_pb2, generator_pb2_grpc
 from .batching import Dispatcher
 from .interceptors import ObservabilityInterceptor, TokenAuthInterceptor
 from .metrics import Metrics
+from .oip import SERVICE_NAME as OIP_SERVICE_NAME
+from .oip import add_oip_servicer
 from .repository import ModelRepository
 from .sampling import LoadedModel, SampleSpec
 from .servicer import GeneratorServicer
@@ -45,6 +47,7 @@ class ServerConfig:
     threads: int = 0  # 0 = the runtime's default
     workers: int = 2  # inference threads running backend calls
     max_count: int = 4096
+    max_stream_count: int = 1_000_000
     max_batch: int = 256
     batch_delay_ms: float = 2.0
     batching: bool = True
@@ -150,11 +153,12 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None
         max_in_flight=config.workers,
         observer=metrics.observe_batch if metrics else None,
     )
-    generator_pb2_grpc.add_GeneratorServicer_to_server(GeneratorServicer(repo, dispatcher, config.max_count), server)
+    generator_pb2_grpc.add_GeneratorServicer_to_server(GeneratorServicer(repo, dispatcher, config.max_count, config.max_stream_count), server)
+    add_oip_servicer(server, repo, dispatcher, config.max_count)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+        (SERVICE_NAME, OIP_SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
         server,
     )
     for service in ("", SERVICE_NAME):

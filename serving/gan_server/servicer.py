@@ -28,10 +28,12 @@ _KINDS = {
 
 
 class GeneratorServicer(pb_grpc.GeneratorServicer):
-    def __init__(self, repo: ModelRepository, dispatcher: Dispatcher, max_count: int) -> None:
+    def __init__(self, repo: ModelRepository, dispatcher: Dispatcher, max_count: int,
+                 max_stream_count: int = 1_000_000) -> None:
         self.repo = repo
         self.dispatcher = dispatcher
         self.max_count = max_count
+        self.max_stream_count = max_stream_count
 
     @grpc_errors
     async def ListModels(self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext) -> pb.ListModelsResponse:
@@ -52,7 +54,53 @@ class GeneratorServicer(pb_grpc.GeneratorServicer):
         spec = sample_spec(request, model, self.max_count)
         plan = model.plan(spec, self.repo.conditional_names())
         parts = await self.dispatcher.run(model, plan)
-        return sample_response(model, request.seed, parts)
+        return sample_response(model, request.seed, parts, start=request.first_index)
+
+    @grpc_errors
+    async def SampleStream(self, request: pb.SampleRequest, context: grpc.aio.ServicerContext):
+        if not request.model:
+            raise InvalidArgument("model", f"is required; available: {', '.join(self.repo.names()) or 'none'}")
+        model = self.repo.get(request.model, request.version)
+        spec = sample_spec(request, model, self.max_stream_count)
+        plan = model.plan(spec, self.repo.conditional_names())
+        step = stream_chunk_images(model, self.dispatcher.max_batch)
+        model.in_flight += 1
+        try:
+            # One chunk at a time: the next is computed only after the previous
+            # was handed to gRPC, whose flow control waits for a slow reader.
+            for start in range(0, spec.count, step):
+                count = min(step, spec.count - start)
+                parts = [await self.dispatcher.run_chunk(model, plan, s, n)
+                         for s, n in self.dispatcher.chunks(count, start)]
+                yield sample_response(model, request.seed, parts, start=request.first_index + start)
+        finally:
+            model.in_flight -= 1
+
+    @grpc_errors
+    async def Encode(self, request: pb.EncodeRequest, context: grpc.aio.ServicerContext) -> pb.EncodeResponse:
+        if not request.model:
+            raise InvalidArgument("model", "is required")
+        model = self.repo.get(request.model, request.version)
+        if model.encoder is None:
+            takers = [m.name for m in self.repo.latest() if m.encoder is not None]
+            raise InvalidArgument(
+                "model", f"model {model.name!r} has no encoder; models with one: {', '.join(takers) or 'none'}"
+            )
+        img = model.manifest.image
+        if (request.image.height, request.image.width, request.image.channels) != (img.height, img.width, img.channels):
+            raise InvalidArgument(
+                "image", f"model {model.name!r} takes {img.height}x{img.width}x{img.channels} images, got "
+                f"{request.image.height}x{request.image.width}x{request.image.channels}",
+            )
+        if request.count < 1 or request.count > self.max_count:
+            raise InvalidArgument("count", f"must be in [1, {self.max_count}], got {request.count}")
+        expected = request.count * img.height * img.width * img.channels
+        if len(request.images) != expected:
+            raise InvalidArgument("images", f"expected {expected} bytes (count x H x W x C), got {len(request.images)}")
+        images = np.frombuffer(request.images, np.uint8).reshape(request.count, img.height, img.width, img.channels)
+        latents = await self.dispatcher.call(model.encode, images)
+        return pb.EncodeResponse(model=model.name, version=model.version, count=request.count,
+                                 latent_dim=latents.shape[1], latents=latents.ravel().tolist())
 
 
 def sample_spec(request: pb.SampleRequest, model: LoadedModel, max_count: int) -> SampleSpec:
@@ -80,10 +128,21 @@ def sample_spec(request: pb.SampleRequest, model: LoadedModel, max_count: int) -
         continuous=tuple(request.continuous),
         latents=latents,
         return_latents=request.return_latents,
+        first_index=request.first_index,
     )
 
 
-def sample_response(model: LoadedModel, seed: int, parts: list[SampleOutput]) -> pb.SampleResponse:
+# Stream messages stay under 1 MiB including protobuf framing and latents.
+STREAM_MESSAGE_BYTES = 900 * 1024
+
+
+def stream_chunk_images(model: LoadedModel, max_batch: int) -> int:
+    img = model.manifest.image
+    per_image = img.height * img.width * img.channels + 4 * model.manifest.latent.dim + 8
+    return max(1, min(max_batch, STREAM_MESSAGE_BYTES // per_image))
+
+
+def sample_response(model: LoadedModel, seed: int, parts: list[SampleOutput], start: int = 0) -> pb.SampleResponse:
     images = np.concatenate([p.images for p in parts])
     image = model.manifest.image
     response = pb.SampleResponse(
@@ -94,6 +153,7 @@ def sample_response(model: LoadedModel, seed: int, parts: list[SampleOutput]) ->
         images=images.tobytes(),
         seed=seed,
         classes=np.concatenate([p.classes for p in parts]).tolist(),
+        start=start,
     )
     if parts[0].latents is not None:
         response.latents.extend(np.concatenate([p.latents for p in parts]).ravel().tolist())

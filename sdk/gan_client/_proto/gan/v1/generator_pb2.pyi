@@ -89,7 +89,7 @@ class ModelInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., variant: _Optional[str] = ..., dataset: _Optional[str] = ..., image: _Optional[_Union[ImageSpec, _Mapping]] = ..., latent_dim: _Optional[int] = ..., latent_prior: _Optional[str] = ..., conditioning: _Optional[_Union[Conditioning, _Mapping]] = ..., versions: _Optional[_Iterable[str]] = ..., manifest_json: _Optional[str] = ...) -> None: ...
 
 class SampleRequest(_message.Message):
-    __slots__ = ("model", "version", "count", "seed", "digit", "label", "category", "continuous", "latents", "return_latents")
+    __slots__ = ("model", "version", "count", "seed", "digit", "label", "category", "continuous", "latents", "return_latents", "first_index")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
@@ -100,6 +100,7 @@ class SampleRequest(_message.Message):
     CONTINUOUS_FIELD_NUMBER: _ClassVar[int]
     LATENTS_FIELD_NUMBER: _ClassVar[int]
     RETURN_LATENTS_FIELD_NUMBER: _ClassVar[int]
+    FIRST_INDEX_FIELD_NUMBER: _ClassVar[int]
     model: str
     version: str
     count: int
@@ -110,10 +111,11 @@ class SampleRequest(_message.Message):
     continuous: _containers.RepeatedScalarFieldContainer[float]
     latents: _containers.RepeatedScalarFieldContainer[float]
     return_latents: bool
-    def __init__(self, model: _Optional[str] = ..., version: _Optional[str] = ..., count: _Optional[int] = ..., seed: _Optional[int] = ..., digit: _Optional[int] = ..., label: _Optional[str] = ..., category: _Optional[int] = ..., continuous: _Optional[_Iterable[float]] = ..., latents: _Optional[_Iterable[float]] = ..., return_latents: _Optional[bool] = ...) -> None: ...
+    first_index: int
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[str] = ..., count: _Optional[int] = ..., seed: _Optional[int] = ..., digit: _Optional[int] = ..., label: _Optional[str] = ..., category: _Optional[int] = ..., continuous: _Optional[_Iterable[float]] = ..., latents: _Optional[_Iterable[float]] = ..., return_latents: _Optional[bool] = ..., first_index: _Optional[int] = ...) -> None: ...
 
 class SampleResponse(_message.Message):
-    __slots__ = ("model", "version", "count", "image", "images", "seed", "latents", "classes")
+    __slots__ = ("model", "version", "count", "image", "images", "seed", "latents", "classes", "start")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
@@ -122,6 +124,7 @@ class SampleResponse(_message.Message):
     SEED_FIELD_NUMBER: _ClassVar[int]
     LATENTS_FIELD_NUMBER: _ClassVar[int]
     CLASSES_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
     model: str
     version: str
     count: int
@@ -130,4 +133,33 @@ class SampleResponse(_message.Message):
     seed: int
     latents: _containers.RepeatedScalarFieldContainer[float]
     classes: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, model: _Optional[str] = ..., version: _Optional[str] = ..., count: _Optional[int] = ..., image: _Optional[_Union[ImageSpec, _Mapping]] = ..., images: _Optional[bytes] = ..., seed: _Optional[int] = ..., latents: _Optional[_Iterable[float]] = ..., classes: _Optional[_Iterable[int]] = ...) -> None: ...
+    start: int
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[str] = ..., count: _Optional[int] = ..., image: _Optional[_Union[ImageSpec, _Mapping]] = ..., images: _Optional[bytes] = ..., seed: _Optional[int] = ..., latents: _Optional[_Iterable[float]] = ..., classes: _Optional[_Iterable[int]] = ..., start: _Optional[int] = ...) -> None: ...
+
+class EncodeRequest(_message.Message):
+    __slots__ = ("model", "version", "count", "image", "images")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    version: str
+    count: int
+    image: ImageSpec
+    images: bytes
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[str] = ..., count: _Optional[int] = ..., image: _Optional[_Union[ImageSpec, _Mapping]] = ..., images: _Optional[bytes] = ...) -> None: ...
+
+class EncodeResponse(_message.Message):
+    __slots__ = ("model", "version", "count", "latent_dim", "latents")
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    LATENT_DIM_FIELD_NUMBER: _ClassVar[int]
+    LATENTS_FIELD_NUMBER: _ClassVar[int]
+    model: str
+    version: str
+    count: int
+    latent_dim: int
+    latents: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[str] = ..., count: _Optional[int] = ..., latent_dim: _Optional[int] = ..., latents: _Optional[_Iterable[float]] = ...) -> None: ...

@@ -49,6 +49,16 @@ class GeneratorStub:
                 request_serializer=gan__client_dot___proto_dot_gan_dot_v1_dot_generator__pb2.SampleRequest.SerializeToString,
                 response_deserializer=gan__client_dot___proto_dot_gan_dot_v1_dot_generator__pb2.SampleResponse.FromString,
                 _registered_method=True)
+        self.SampleStream = channel.unary_stream(
+                '/gan.v1.Generator/SampleStream',
+                request_serializer=gan__client_dot___proto_dot_gan_dot_v1_dot_generator__pb2.SampleRequest.SerializeToString,
+                response_deserializer=gan__client_dot___proto_dot_gan_dot_v1_dot_generator__pb2.SampleResponse.FromString,
+                _registered_method=True)
+        self.Encode = channel.unary_unary(
+                '/gan.v1.Generator/Encode',
+                request_serializer=gan__client_dot___proto_dot_gan_dot_v1_dot_generator__pb2.EncodeRequest.SerializeToString,
+                response_deserializer=gan__client_dot___proto_dot_gan_dot_v1_dot_generator__pb2.EncodeResponse.FromString,
+                _registered_method=True)
 
 
 class GeneratorServicer:
@@ -75,6 +85,23 @@ class GeneratorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SampleStream(self, request, context):
+        """Generate `count` images as a stream of chunks, each under 1 MiB. The
+        server computes the next chunk only as the client reads, so a slow
+        client slows the stream instead of filling memory.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Encode(self, request, context):
+        """Map images to latent vectors, for models that export an encoder
+        (BiGAN, VAE-GAN).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GeneratorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -92,6 +119,16 @@ def add_GeneratorServicer_to_server(servicer, server):
                     servicer.Sample,
                     request_deserializer=gan__client_dot___proto_dot_gan_dot_v1_dot_generator__pb2.SampleRequest.FromString,
                     response_serializer=gan__client_dot___proto_dot_gan_dot_v1_dot_generator__pb2.SampleResponse.SerializeToString,
+            ),
+            'SampleStream': grpc.unary_stream_rpc_method_handler(
+                    servicer.SampleStream,
+                    request_deserializer=gan__client_dot___proto_dot_gan_dot_v1_dot_generator__pb2.SampleRequest.FromString,
+                    response_serializer=gan__client_dot___proto_dot_gan_dot_v1_dot_generator__pb2.SampleResponse.SerializeToString,
+            ),
+            'Encode': grpc.unary_unary_rpc_method_handler(
+                    servicer.Encode,
+                    request_deserializer=gan__client_dot___proto_dot_gan_dot_v1_dot_generator__pb2.EncodeRequest.FromString,
+                    response_serializer=gan__client_dot___proto_dot_gan_dot_v1_dot_generator__pb2.EncodeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -175,6 +212,60 @@ class Generator:
             '/gan.v1.Generator/Sample',
             gan__client_dot___proto_dot_gan_dot_v1_dot_generator__pb2.SampleRequest.SerializeToString,
             gan__client_dot___proto_dot_gan_dot_v1_dot_generator__pb2.SampleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SampleStream(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/gan.v1.Generator/SampleStream',
+            gan__client_dot___proto_dot_gan_dot_v1_dot_generator__pb2.SampleRequest.SerializeToString,
+            gan__client_dot___proto_dot_gan_dot_v1_dot_generator__pb2.SampleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Encode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/gan.v1.Generator/Encode',
+            gan__client_dot___proto_dot_gan_dot_v1_dot_generator__pb2.EncodeRequest.SerializeToString,
+            gan__client_dot___proto_dot_gan_dot_v1_dot_generator__pb2.EncodeResponse.FromString,
             options,
             channel_credentials,
             insecure,
