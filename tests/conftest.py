@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-BUNDLED = ROOT / "models"
+BUNDLED = Path(os.environ.get("GAN_TEST_MODELS", ROOT / "models"))
 BIN = Path(sys.executable).parent
 
 
@@ -28,6 +28,14 @@ class RunningServer:
     process: subprocess.Popen
     address: str
     log_path: Path
+    line: str = ""  # the listening line
+
+    @property
+    def metrics_url(self) -> str | None:
+        words = self.line.split()
+        if "metrics" in words:
+            return f"http://{words[words.index('metrics') + 2]}/metrics"
+        return None
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -58,7 +66,7 @@ def start_server(models: Path, log_path: Path, *extra: str, timeout: float = 60.
         proc.wait()
         raise RuntimeError(f"gan-server did not start: {log_path.read_text(errors='replace')[-2000:]}")
     address = line.split()[3].decode()
-    return RunningServer(proc, address, log_path)
+    return RunningServer(proc, address, log_path, line.decode().strip())
 
 
 def stop_server(server: RunningServer) -> int:

@@ -22,6 +22,9 @@ from .backends import BACKENDS, DEVICES
 from .server import ServerConfig, run
 
 
+_EXTRA_FIELDS = ("request_id", "method", "model", "code", "ms")
+
+
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {
@@ -30,6 +33,9 @@ class _JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        for key in _EXTRA_FIELDS:
+            if hasattr(record, key):
+                entry[key] = getattr(record, key)
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry)
@@ -69,6 +75,8 @@ def _setup_logging(level: str, fmt: str) -> None:
               help="Dynamic batching: how long a request may wait for others to share its backend run.")
 @click.option("--batching/--no-batching", default=True, show_default=True,
               help="Merge concurrent requests into one backend run (per model).")
+@click.option("--max-message-mb", type=click.IntRange(1), default=64, show_default=True,
+              help="Largest gRPC message accepted or sent, in MiB.")
 @click.option("--grace", type=click.FloatRange(0), default=10.0, show_default=True,
               help="Seconds in-flight calls get to finish on SIGTERM.")
 @click.option("--reload-interval", type=click.FloatRange(0), default=0.0, show_default=True,
@@ -85,7 +93,7 @@ def _setup_logging(level: str, fmt: str) -> None:
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True)
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def main(models: Path, host: str, port: int, backend: str, device: str, threads: int, workers: int,
-         max_count: int, max_stream_count: int, max_batch: int, batch_delay_ms: float, batching: bool, grace: float,
+         max_count: int, max_stream_count: int, max_batch: int, batch_delay_ms: float, batching: bool, max_message_mb: int, grace: float,
          reload_interval: float, metrics_port: int | None, tls_cert: Path | None, tls_key: Path | None,
          tls_client_ca: Path | None, token_file: Path | None, log_level: str, log_format: str) -> None:
     """Serve GAN generators from a model repository over gRPC."""
@@ -101,7 +109,7 @@ def main(models: Path, host: str, port: int, backend: str, device: str, threads:
     config = ServerConfig(
         models=models, host=host, port=port, backend=backend, device=device, threads=threads,
         workers=workers, max_count=max_count, max_stream_count=max_stream_count, max_batch=max_batch,
-        batch_delay_ms=batch_delay_ms, batching=batching, grace=grace, reload_interval=reload_interval,
+        batch_delay_ms=batch_delay_ms, batching=batching, max_message_mb=max_message_mb, grace=grace, reload_interval=reload_interval,
         metrics_port=metrics_port, tls_cert=tls_cert, tls_key=tls_key, tls_client_ca=tls_client_ca, token=token,
     )
     sys.exit(run(config))

@@ -100,7 +100,9 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
         if self.metrics is not None:
             self.metrics.observe_rpc(method, model, code_name, elapsed)
         log.info("rpc %s model=%s code=%s ms=%.2f request_id=%s", method, model or "-", code_name,
-                 elapsed * 1000, request_id)
+                 elapsed * 1000, request_id,
+                 extra={"request_id": request_id, "method": method, "model": model, "code": code_name,
+                        "ms": round(elapsed * 1000, 3)})
 
     async def intercept_service(self, continuation, details: grpc.HandlerCallDetails):  # type: ignore[override]
         handler = await continuation(details)

@@ -11,11 +11,13 @@ Errors go through :func:`gan_server.errors.grpc_errors` like the gan.v1 ones.
 from __future__ import annotations
 
 import math
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import metadata
 
 import grpc
 import numpy as np
+from google.protobuf.message import DecodeError
 
 from ._proto.inference import grpc_predict_v2_pb2 as pb
 from ._proto.inference import grpc_predict_v2_pb2_grpc as pb_grpc
@@ -104,8 +106,42 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
 
 def add_oip_servicer(server: grpc.aio.Server, repo: ModelRepository, dispatcher: Dispatcher, max_count: int) -> None:
-    """Serve ``inference.GRPCInferenceService`` on ``server``."""
-    pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(repo, dispatcher, max_count), server)
+    """Serve ``inference.GRPCInferenceService`` on ``server``.
+
+    Like the generated ``add_GRPCInferenceServiceServicer_to_server``, except
+    that a request body that is not a valid protobuf message is answered with
+    INVALID_ARGUMENT (grpc's default is UNKNOWN with the parser's exception).
+    """
+    servicer = InferenceServicer(repo, dispatcher, max_count)
+    handlers = {}
+    for method in pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].methods:
+        request_type = getattr(pb, method.input_type.name)
+        handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+            _reject_undecodable(getattr(servicer, method.name), method.input_type.full_name),
+            request_deserializer=_lenient_parser(request_type),
+            response_serializer=getattr(pb, method.output_type.name).SerializeToString,
+        )
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)
+
+
+def _lenient_parser(message_type: type) -> Callable[[bytes], object | None]:
+    def parse(data: bytes) -> object | None:
+        try:
+            return message_type.FromString(data)
+        except DecodeError:
+            return None
+
+    return parse
+
+
+def _reject_undecodable(behaviour: Callable[..., Awaitable[object]], type_name: str) -> Callable[..., Awaitable[object]]:
+    async def handle(request: object | None, context: grpc.aio.ServicerContext) -> object:
+        if request is None:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"request: is not a valid {type_name} message")
+        return await behaviour(request, context)
+
+    return handle
 
 
 # -- pure helpers: model ↔ tensors ---------------------------------------------

@@ -153,7 +153,7 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None
         max_in_flight=config.workers,
         observer=metrics.observe_batch if metrics else None,
     )
-    generator_pb2_grpc.add_GeneratorServicer_to_server(GeneratorServicer(repo, dispatcher, config.max_count, config.max_stream_count), server)
+    generator_pb2_grpc.add_GeneratorServicer_to_server(GeneratorServicer(repo, dispatcher, config.max_count, config.max_stream_count, max_bytes), server)
     add_oip_servicer(server, repo, dispatcher, config.max_count)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -29,8 +29,9 @@ _KINDS = {
 
 class GeneratorServicer(pb_grpc.GeneratorServicer):
     def __init__(self, repo: ModelRepository, dispatcher: Dispatcher, max_count: int,
-                 max_stream_count: int = 1_000_000) -> None:
+                 max_stream_count: int = 1_000_000, max_message_bytes: int = 64 << 20) -> None:
         self.repo = repo
+        self.max_message_bytes = max_message_bytes
         self.dispatcher = dispatcher
         self.max_count = max_count
         self.max_stream_count = max_stream_count
@@ -52,6 +53,7 @@ class GeneratorServicer(pb_grpc.GeneratorServicer):
             raise InvalidArgument("model", f"is required; available: {', '.join(self.repo.names()) or 'none'}")
         model = self.repo.get(request.model, request.version)
         spec = sample_spec(request, model, self.max_count)
+        check_response_size(model, spec, self.max_message_bytes)
         plan = model.plan(spec, self.repo.conditional_names())
         parts = await self.dispatcher.run(model, plan)
         return sample_response(model, request.seed, parts, start=request.first_index)
@@ -101,6 +103,19 @@ class GeneratorServicer(pb_grpc.GeneratorServicer):
         latents = await self.dispatcher.call(model.encode, images)
         return pb.EncodeResponse(model=model.name, version=model.version, count=request.count,
                                  latent_dim=latents.shape[1], latents=latents.ravel().tolist())
+
+
+def check_response_size(model: LoadedModel, spec: SampleSpec, limit: int) -> None:
+    """Refuse, before any work, a response that could not be sent."""
+    img = model.manifest.image
+    per_image = img.height * img.width * img.channels + (4 * model.manifest.latent.dim if spec.return_latents else 0) + 6
+    need = per_image * spec.count + 1024
+    if need > limit:
+        raise InvalidArgument(
+            "count",
+            f"{spec.count} images need about {need} bytes, over this server's message limit of {limit} bytes; "
+            f"ask for at most {max(1, (limit - 1024) // per_image)} or use SampleStream",
+        )
 
 
 def sample_spec(request: pb.SampleRequest, model: LoadedModel, max_count: int) -> SampleSpec:
