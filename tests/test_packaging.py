@@ -8,23 +8,37 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 GENERATED = ROOT / "sdk" / "gan_client" / "_proto"
+# The OIP code lives in the server package (tritonclient ships its own `inference.*` protos).
+OIP_GENERATED = ROOT / "serving" / "gan_server" / "_proto"
 
 
-def test_generated_protobuf_code_is_fresh(tmp_path: Path) -> None:
-    protos = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "protos").rglob("*.proto"))
+def _assert_fresh(tmp_path: Path, package: str, protos: list[str], committed_root: Path) -> None:
+    """Regenerate ``protos`` as `make proto` does and compare with the committed files."""
     assert protos, "no .proto files found"
     subprocess.run(
-        [sys.executable, "-m", "grpc_tools.protoc", "-Igan_client/_proto=protos", f"--python_out={tmp_path}",
+        [sys.executable, "-m", "grpc_tools.protoc", f"-I{package}/_proto=protos", f"--python_out={tmp_path}",
          f"--pyi_out={tmp_path}", f"--grpc_python_out={tmp_path}", *protos],
         cwd=ROOT, check=True,
     )
-    fresh = {p.relative_to(tmp_path / "gan_client" / "_proto"): p.read_bytes()
+    fresh = {p.relative_to(tmp_path / package / "_proto"): p.read_bytes()
              for p in tmp_path.rglob("*") if p.is_file()}
     assert fresh
     for rel, content in fresh.items():
-        committed = GENERATED / rel
+        committed = committed_root / rel
         assert committed.is_file(), f"{committed} is missing: run `make proto`"
         assert committed.read_bytes() == content, f"{committed} is stale: run `make proto`"
+
+
+def test_generated_protobuf_code_is_fresh(tmp_path: Path) -> None:
+    protos = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "protos" / "gan").rglob("*.proto"))
+    _assert_fresh(tmp_path, "gan_client", protos, GENERATED)
+
+
+def test_generated_oip_code_is_fresh_and_outside_the_sdk(tmp_path: Path) -> None:
+    _assert_fresh(tmp_path, "gan_server", ["protos/inference/grpc_predict_v2.proto"], OIP_GENERATED)
+    assert not (GENERATED / "inference").exists(), "OIP code must not be generated into the SDK"
+    for package in (OIP_GENERATED, OIP_GENERATED / "inference"):
+        assert (package / "__init__.py").is_file(), f"{package} is not a package"
 
 
 # Imports of the heavy runtimes fail inside this child, so the SDK and its CLI

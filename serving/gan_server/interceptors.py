@@ -18,7 +18,12 @@ from .metrics import Metrics
 
 log = logging.getLogger("gan_server.access")
 
-_OPEN_PREFIXES = ("/grpc.health.v1.Health/",)
+# Liveness/readiness probes stay open; they reveal nothing about the models.
+_OPEN_PREFIXES = (
+    "/grpc.health.v1.Health/",
+    "/inference.GRPCInferenceService/ServerLive",
+    "/inference.GRPCInferenceService/ServerReady",
+)
 
 
 def _wrap_unary(handler: grpc.RpcMethodHandler, behaviour: Callable[..., Awaitable[Any]]) -> grpc.RpcMethodHandler:

@@ -26,6 +26,7 @@ from .errors import InvalidArgument, grpc_errors
 from .repository import ModelRepository
 from .sampling import LoadedModel, SampleSpec
 
+Context = grpc.aio.ServicerContext
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
 OUTPUT = "images"
 _PLATFORMS = {"onnx": "onnxruntime_onnx", "torchscript": "pytorch_libtorch"}
@@ -52,46 +53,48 @@ class InputSpec:
 
 
 class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
-    def __init__(self, repo: ModelRepository, dispatcher: Dispatcher, max_count: int) -> None:
+    def __init__(self, repo: ModelRepository, dispatcher: Dispatcher, max_count: int,
+                 max_message_bytes: int = 64 << 20) -> None:
         self.repo = repo
         self.dispatcher = dispatcher
         self.max_count = max_count
+        self.max_message_bytes = max_message_bytes
 
     @grpc_errors
-    async def ServerLive(self, request: pb.ServerLiveRequest, context: grpc.aio.ServicerContext) -> pb.ServerLiveResponse:
+    async def ServerLive(self, request: pb.ServerLiveRequest, context: Context) -> pb.ServerLiveResponse:
         return pb.ServerLiveResponse(live=True)
 
     @grpc_errors
-    async def ServerReady(self, request: pb.ServerReadyRequest, context: grpc.aio.ServicerContext) -> pb.ServerReadyResponse:
-        return pb.ServerReadyResponse(ready=bool(self.repo.models))
+    async def ServerReady(self, request: pb.ServerReadyRequest, context: Context) -> pb.ServerReadyResponse:
+        return pb.ServerReadyResponse(ready=self.repo.warmed and bool(self.repo.models))
 
     @grpc_errors
-    async def ModelReady(self, request: pb.ModelReadyRequest, context: grpc.aio.ServicerContext) -> pb.ModelReadyResponse:
+    async def ModelReady(self, request: pb.ModelReadyRequest, context: Context) -> pb.ModelReadyResponse:
         versions = self.repo.models.get(request.name, {})
         return pb.ModelReadyResponse(ready=bool(versions) and (not request.version or request.version in versions))
 
     @grpc_errors
-    async def ServerMetadata(
-        self, request: pb.ServerMetadataRequest, context: grpc.aio.ServicerContext
-    ) -> pb.ServerMetadataResponse:
+    async def ServerMetadata(self, request: pb.ServerMetadataRequest, context: Context) -> pb.ServerMetadataResponse:
         return pb.ServerMetadataResponse(name="gan-server", version=_server_version(), extensions=[])
 
     @grpc_errors
-    async def ModelMetadata(
-        self, request: pb.ModelMetadataRequest, context: grpc.aio.ServicerContext
-    ) -> pb.ModelMetadataResponse:
+    async def ModelMetadata(self, request: pb.ModelMetadataRequest, context: Context) -> pb.ModelMetadataResponse:
         if not request.name:
             raise InvalidArgument("name", f"is required; available: {', '.join(self.repo.names()) or 'none'}")
         model = self.repo.get(request.name, request.version)
-        return model_metadata(model, self.repo.versions(model.name), _PLATFORMS.get(self.repo.backend, self.repo.backend))
+        platform = _PLATFORMS.get(self.repo.backend, self.repo.backend)
+        return model_metadata(model, self.repo.versions(model.name), platform)
 
     @grpc_errors
-    async def ModelInfer(self, request: pb.ModelInferRequest, context: grpc.aio.ServicerContext) -> pb.ModelInferResponse:
+    async def ModelInfer(self, request: pb.ModelInferRequest, context: Context) -> pb.ModelInferResponse:
         if not request.model_name:
             raise InvalidArgument("model_name", f"is required; available: {', '.join(self.repo.names()) or 'none'}")
         model = self.repo.get(request.model_name, request.model_version)
         check_requested_outputs(request)
-        spec = sample_spec(model, decode_inputs(request, model_inputs(model), model.name), self.max_count)
+        values = decode_inputs(request, model_inputs(model), model.name)
+        spec = sample_spec(model, values, self.max_count)
+        field = "latent" if "count" not in values and "latent" in values else "count"
+        check_response_size(model, spec.count, self.max_message_bytes, field)
         plan = model.plan(spec, self.repo.conditional_names())
         # The dispatcher gan.v1 Sample uses: same chunking, batching and limits, same images.
         parts = await self.dispatcher.run(model, plan)
@@ -105,14 +108,15 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         )
 
 
-def add_oip_servicer(server: grpc.aio.Server, repo: ModelRepository, dispatcher: Dispatcher, max_count: int) -> None:
+def add_oip_servicer(server: grpc.aio.Server, repo: ModelRepository, dispatcher: Dispatcher, max_count: int,
+                     max_message_bytes: int = 64 << 20) -> None:
     """Serve ``inference.GRPCInferenceService`` on ``server``.
 
     Like the generated ``add_GRPCInferenceServiceServicer_to_server``, except
     that a request body that is not a valid protobuf message is answered with
     INVALID_ARGUMENT (grpc's default is UNKNOWN with the parser's exception).
     """
-    servicer = InferenceServicer(repo, dispatcher, max_count)
+    servicer = InferenceServicer(repo, dispatcher, max_count, max_message_bytes)
     handlers = {}
     for method in pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].methods:
         request_type = getattr(pb, method.input_type.name)
@@ -135,8 +139,11 @@ def _lenient_parser(message_type: type) -> Callable[[bytes], object | None]:
     return parse
 
 
-def _reject_undecodable(behaviour: Callable[..., Awaitable[object]], type_name: str) -> Callable[..., Awaitable[object]]:
-    async def handle(request: object | None, context: grpc.aio.ServicerContext) -> object:
+Behaviour = Callable[..., Awaitable[object]]
+
+
+def _reject_undecodable(behaviour: Behaviour, type_name: str) -> Behaviour:
+    async def handle(request: object | None, context: Context) -> object:
         if request is None:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"request: is not a valid {type_name} message")
         return await behaviour(request, context)
@@ -188,7 +195,8 @@ def decode_inputs(request: pb.ModelInferRequest, specs: list[InputSpec], model_n
     raw = request.raw_input_contents
     if raw and len(raw) != len(request.inputs):
         raise InvalidArgument(
-            "raw_input_contents", f"has {len(raw)} entries for {len(request.inputs)} inputs; give one per input, in order"
+            "raw_input_contents",
+            f"has {len(raw)} entries for {len(request.inputs)} inputs; give one per input, in order",
         )
     values: dict[str, np.ndarray] = {}
     for index, tensor in enumerate(request.inputs):
@@ -230,7 +238,9 @@ def decode_inputs(request: pb.ModelInferRequest, specs: list[InputSpec], model_n
                 raise InvalidArgument(name, f"{spec.datatype} values go in contents.{field}, got contents.{wrong[0]}")
             got = getattr(contents, field)
             if len(got) != size:
-                raise InvalidArgument(name, f"shape {list(shape)} needs {size} values in contents.{field}, got {len(got)}")
+                raise InvalidArgument(
+                    name, f"shape {list(shape)} needs {size} values in contents.{field}, got {len(got)}"
+                )
             array = np.asarray(got, dtype=dtype.newbyteorder("="))
         values[name] = array.reshape(shape)
     return values
@@ -250,7 +260,9 @@ def sample_spec(model: LoadedModel, values: dict[str, np.ndarray], max_count: in
     else:
         count = 1 if latent is None else latent.shape[0]
         if count > max_count:
-            raise InvalidArgument("latent", f"{count} rows exceed this server's limit of {max_count} images per request")
+            raise InvalidArgument(
+                "latent", f"{count} rows exceed this server's limit of {max_count} images per request"
+            )
     if latent is not None and not np.all(np.isfinite(latent)):
         raise InvalidArgument("latent", "values must be finite (no NaN or inf)")
     label = None
@@ -271,10 +283,26 @@ def sample_spec(model: LoadedModel, values: dict[str, np.ndarray], max_count: in
     )
 
 
+def check_response_size(model: LoadedModel, count: int, limit: int, field: str) -> None:
+    """Refuse, before any work, a response over the server's message limit."""
+    image = model.manifest.image
+    per_image = image.height * image.width * image.channels
+    need = per_image * count + 1024
+    if need > limit:
+        raise InvalidArgument(
+            field,
+            f"{count} images need about {need} bytes, over this server's message limit of {limit} bytes; "
+            f"ask for at most {max(1, (limit - 1024) // per_image)} per request",
+        )
+
+
 def check_requested_outputs(request: pb.ModelInferRequest) -> None:
+    """Only ``images`` exists; Triton's shared-memory and classification options are not supported."""
     for index, out in enumerate(request.outputs):
         if out.name != OUTPUT:
-            raise InvalidArgument(out.name or f"outputs[{index}]", f"unknown output {out.name!r}; the only output is {OUTPUT!r}")
+            raise InvalidArgument(
+                out.name or f"outputs[{index}]", f"unknown output {out.name!r}; the only output is {OUTPUT!r}"
+            )
         unsupported = sorted(k for k in out.parameters if k.startswith("shared_memory") or k == "classification")
         if unsupported:
             raise InvalidArgument(OUTPUT, f"output parameter {unsupported[0]!r} is not supported")

@@ -39,6 +39,7 @@ class ModelRepository:
     threads: int = 0
     models: dict[str, dict[str, LoadedModel]] = field(default_factory=dict)
     problems: list[LoadProblem] = field(default_factory=list)
+    warmed: bool = False  # set once start-up warm-up finished (readiness)
     # What each version directory looked like when last (tried to be) loaded.
     _seen: dict[Path, tuple[int, int]] = field(default_factory=dict)
 

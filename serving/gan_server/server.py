@@ -154,7 +154,7 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None
         observer=metrics.observe_batch if metrics else None,
     )
     generator_pb2_grpc.add_GeneratorServicer_to_server(GeneratorServicer(repo, dispatcher, config.max_count, config.max_stream_count, max_bytes), server)
-    add_oip_servicer(server, repo, dispatcher, config.max_count)
+    add_oip_servicer(server, repo, dispatcher, config.max_count, max_bytes)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -175,6 +175,7 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None
     reloader = _Reloader(repo, dispatcher, executor, metrics)
     await loop.run_in_executor(executor, _warm_up, [m for v in repo.models.values() for m in v.values()])
     reloader._count()
+    repo.warmed = True
     for service in ("", SERVICE_NAME):
         await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
     reload_task = loop.create_task(reloader.run(config.reload_interval)) if config.reload_interval > 0 else None
