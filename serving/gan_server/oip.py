@@ -11,18 +11,16 @@ Errors go through :func:`gan_server.errors.grpc_errors` like the gan.v1 ones.
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import metadata
 
 import grpc
 import numpy as np
-from google.protobuf.message import DecodeError
 
 from ._proto.inference import grpc_predict_v2_pb2 as pb
 from ._proto.inference import grpc_predict_v2_pb2_grpc as pb_grpc
 from .batching import Dispatcher
-from .errors import InvalidArgument, grpc_errors
+from .errors import InvalidArgument, add_lenient_service, grpc_errors
 from .repository import ModelRepository
 from .sampling import LoadedModel, SampleSpec
 
@@ -116,39 +114,7 @@ def add_oip_servicer(server: grpc.aio.Server, repo: ModelRepository, dispatcher:
     that a request body that is not a valid protobuf message is answered with
     INVALID_ARGUMENT (grpc's default is UNKNOWN with the parser's exception).
     """
-    servicer = InferenceServicer(repo, dispatcher, max_count, max_message_bytes)
-    handlers = {}
-    for method in pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].methods:
-        request_type = getattr(pb, method.input_type.name)
-        handlers[method.name] = grpc.unary_unary_rpc_method_handler(
-            _reject_undecodable(getattr(servicer, method.name), method.input_type.full_name),
-            request_deserializer=_lenient_parser(request_type),
-            response_serializer=getattr(pb, method.output_type.name).SerializeToString,
-        )
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
-    server.add_registered_method_handlers(SERVICE_NAME, handlers)
-
-
-def _lenient_parser(message_type: type) -> Callable[[bytes], object | None]:
-    def parse(data: bytes) -> object | None:
-        try:
-            return message_type.FromString(data)
-        except DecodeError:
-            return None
-
-    return parse
-
-
-Behaviour = Callable[..., Awaitable[object]]
-
-
-def _reject_undecodable(behaviour: Behaviour, type_name: str) -> Behaviour:
-    async def handle(request: object | None, context: Context) -> object:
-        if request is None:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"request: is not a valid {type_name} message")
-        return await behaviour(request, context)
-
-    return handle
+    add_lenient_service(server, InferenceServicer(repo, dispatcher, max_count, max_message_bytes), pb, SERVICE_NAME)
 
 
 # -- pure helpers: model ↔ tensors ---------------------------------------------

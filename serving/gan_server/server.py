@@ -21,9 +21,10 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from gan_client._proto.gan.v1 import generator_pb2, generator_pb2_grpc
+from gan_client._proto.gan.v1 import generator_pb2
 
 from .batching import Dispatcher
+from .errors import add_lenient_service
 from .interceptors import ObservabilityInterceptor, TokenAuthInterceptor
 from .metrics import Metrics
 from .oip import SERVICE_NAME as OIP_SERVICE_NAME
@@ -153,7 +154,10 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None
         max_in_flight=config.workers,
         observer=metrics.observe_batch if metrics else None,
     )
-    generator_pb2_grpc.add_GeneratorServicer_to_server(GeneratorServicer(repo, dispatcher, config.max_count, config.max_stream_count, max_bytes), server)
+    add_lenient_service(
+        server, GeneratorServicer(repo, dispatcher, config.max_count, config.max_stream_count, max_bytes),
+        generator_pb2, SERVICE_NAME,
+    )
     add_oip_servicer(server, repo, dispatcher, config.max_count, max_bytes)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

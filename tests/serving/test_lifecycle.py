@@ -21,7 +21,7 @@ import pytest
 from gan_client import AsyncGanClient, GanClient, ModelNotFound
 from gan_client._proto.gan.v1 import generator_pb2 as pb
 from gan_client._proto.gan.v1 import generator_pb2_grpc as pb_grpc
-from gan_server.manifest import load_manifest, sha256_file
+from gan_server.manifest import load_manifest
 
 from ..conftest import BIN, start_server, stop_server
 
