@@ -27,8 +27,6 @@ from .batching import Dispatcher
 from .errors import add_lenient_service
 from .interceptors import ObservabilityInterceptor, TokenAuthInterceptor
 from .metrics import Metrics
-from .oip import SERVICE_NAME as OIP_SERVICE_NAME
-from .oip import add_oip_servicer
 from .repository import ModelRepository
 from .sampling import LoadedModel, SampleSpec
 from .servicer import GeneratorServicer
@@ -158,6 +156,13 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None
         server, GeneratorServicer(repo, dispatcher, config.max_count, config.max_stream_count, max_bytes),
         generator_pb2, SERVICE_NAME,
     )
+    # Imported here, not at module level: the OIP messages live in protobuf's
+    # process-wide pool under the spec's package name `inference`, which stock
+    # clients (tritonclient) also register; importing gan_server.cli must not
+    # claim those names in a client's process.
+    from .oip import SERVICE_NAME as OIP_SERVICE_NAME
+    from .oip import add_oip_servicer
+
     add_oip_servicer(server, repo, dispatcher, config.max_count, max_bytes)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
