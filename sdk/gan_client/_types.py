@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,10 +49,13 @@ class ModelInfo:
 
 @dataclass
 class SampleResult:
-    """Images from one sample call.
+    """Images from one sample call (or one chunk of a stream).
 
     ``images`` is uint8 (N, H, W, C). ``seeds[i]``/``indices[i]`` say which
-    random stream image i came from: (seed, start + i).
+    random stream image i came from: (seed, start + i). ``latents`` is the
+    (N, latent_dim) float32 ``z`` when asked for (``return_latents=True``).
+    ``request`` holds the conditioning that was asked for (digit, label,
+    category, continuous codes), which goes into saved PNGs.
     """
 
     model: str
@@ -72,7 +76,31 @@ class SampleResult:
 
     @property
     def indices(self) -> np.ndarray:
-        return np.arange(self.start, self.start + len(self), dtype=np.int64)
+        return np.arange(self.start, self.start + len(self), dtype=np.uint64)
+
+    @classmethod
+    def concatenate(cls, parts: Sequence[SampleResult]) -> SampleResult:
+        """Join consecutive chunks (e.g. from ``sample_stream``) into one result."""
+        if not parts:
+            raise ValueError("no results to concatenate")
+        first = parts[0]
+        expected = first.start
+        for p in parts:
+            if (p.model, p.version, p.seed) != (first.model, first.version, first.seed) or p.start != expected:
+                raise ValueError("results must be consecutive chunks of one request (same model, version, seed)")
+            expected += len(p)
+        latent_parts = [p.latents for p in parts if p.latents is not None]
+        latents = np.concatenate(latent_parts) if len(latent_parts) == len(parts) else None
+        return cls(
+            model=first.model,
+            version=first.version,
+            seed=first.seed,
+            images=np.concatenate([p.images for p in parts]),
+            classes=np.concatenate([p.classes for p in parts]),
+            latents=latents,
+            request=dict(first.request),
+            start=first.start,
+        )
 
     def grid(self, cols: int | None = None, pad: int = 2) -> np.ndarray:
         """All images tiled into one uint8 (H', W', C) array."""
@@ -82,25 +110,38 @@ class SampleResult:
         return [to_pil(img) for img in self.images]
 
     def metadata(self, index: int | None = None) -> dict[str, str]:
+        """PNG text chunks: provenance of the whole result, or of image ``index``.
+
+        Per-image chunks depend only on the image (model, version, seed, its
+        global index, its class, the conditioning codes and its latent when
+        known), never on how the request was split, so the same image saved by
+        differently-chunked runs gives the same bytes.
+        """
         meta = {"gan:model": self.model, "gan:version": self.version, "gan:seed": str(self.seed)}
         if self.request:
             meta["gan:request"] = json.dumps(self.request, sort_keys=True)
-        if index is not None:
-            meta["gan:index"] = str(self.start + index)
-            if int(self.classes[index]) >= 0:
-                meta["gan:class"] = str(int(self.classes[index]))
+        if index is None:
+            meta["gan:first_index"] = str(self.start)
+            meta["gan:count"] = str(len(self))
+            return meta
+        meta["gan:index"] = str(self.start + index)
+        if int(self.classes[index]) >= 0:
+            meta["gan:class"] = str(int(self.classes[index]))
+        if self.latents is not None:
+            meta["gan:latent"] = json.dumps([float(v) for v in self.latents[index]])
         return meta
 
     def save_grid(self, path: str | os.PathLike[str], cols: int | None = None) -> Path:
         return write_png(self.grid(cols), path, self.metadata())
 
     def save(self, directory: str | os.PathLike[str], prefix: str | None = None) -> list[Path]:
-        """One PNG per image: ``<dir>/<model>-s<seed>-<index>.png``."""
+        """One PNG per image, named by its index in the seed's sequence:
+        ``<dir>/<model>-s<seed>-<index>.png``. Each file is written atomically."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         stem = prefix or f"{self.model}-s{self.seed}"
-        width = max(5, len(str(len(self) - 1)))
+        width = max(5, len(str(self.start + len(self) - 1)))
         return [
-            write_png(img, directory / f"{stem}-{i:0{width}d}.png", self.metadata(i))
+            write_png(img, directory / f"{stem}-{self.start + i:0{width}d}.png", self.metadata(i))
             for i, img in enumerate(self.images)
         ]

@@ -1,45 +1,76 @@
 """``gan-client``: sample images from a gan-server from the command line.
 
     gan-client sample --model infogan --digit 7
-    gan-client --server host:50051 list
+    gan-client --server host:50051 --tls --ca-cert ca.pem --token "$TOKEN" list
+    gan-client batch --model dcgan --total 100000 --seed 1 --out /data/imgs   # in an Indexed Job
 
 Results go to stdout, diagnostics to stderr. Exit codes:
 
     0  success
     1  unexpected error (rerun with --debug for the traceback)
     2  bad usage (a wrong flag or value, caught before any call)
-    3  server unavailable (nothing answered at the address)
+    3  server unavailable (nothing answered, TLS handshake failed, or health not SERVING)
     4  not found (unknown model or version)
     5  invalid argument (the server rejected a request field)
-    6  other server error (limits, authentication, deadline, internal)
+    6  other server error (limits, deadline, internal)
+    7  not authorized (missing or wrong token, permission denied)
 """
 
 from __future__ import annotations
 
-import json
-import secrets
-import sys
-from pathlib import Path
-from typing import Any, NoReturn
+import os
 
-import click
-import numpy as np
+# Before grpc is first imported (the package imports it lazily): gRPC core
+# otherwise logs each failed TLS handshake at INFO on stderr, and an error
+# should be one line there.
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
+import contextlib  # noqa: E402
+import json  # noqa: E402
+import secrets  # noqa: E402
+import sys  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any, NoReturn  # noqa: E402
+
+import click  # noqa: E402
+import numpy as np  # noqa: E402
+
+from ._batch import BatchMismatch, Shard, run_shard
 from ._client import GanClient
-from ._config import DEFAULT_SERVER, SERVER_ENV
-from ._exceptions import APIError, ConnectionFailed, GanError, InvalidArgument, ModelNotFound
+from ._config import (
+    BATCH_CHUNK,
+    DEFAULT_SERVER,
+    SERVER_ENV,
+    SHARD_COUNT_ENV,
+    SHARD_INDEX_ENV,
+    TOKEN_ENV,
+)
+from ._exceptions import (
+    APIError,
+    GanError,
+    InvalidArgument,
+    ModelNotFound,
+    PermissionDenied,
+    Unauthenticated,
+    Unavailable,
+)
+from ._interp import METHODS
+from ._progress import Progress, progress_enabled
 from ._types import ModelInfo, SampleResult
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_NOT_FOUND, EXIT_INVALID, EXIT_SERVER = range(7)
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_NOT_FOUND, EXIT_INVALID, EXIT_SERVER, EXIT_AUTH = range(8)
 
 
 def _exit_code(exc: GanError) -> int:
-    if isinstance(exc, ConnectionFailed):
+    if isinstance(exc, Unavailable):
         return EXIT_UNAVAILABLE
     if isinstance(exc, ModelNotFound):
         return EXIT_NOT_FOUND
     if isinstance(exc, InvalidArgument):
         return EXIT_INVALID
+    if isinstance(exc, (Unauthenticated, PermissionDenied)):
+        return EXIT_AUTH
     if isinstance(exc, APIError):
         return EXIT_SERVER
     return EXIT_ERROR
@@ -66,6 +97,17 @@ def _fail(message: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
+@contextlib.contextmanager
+def _usage_errors(param_hint: str | None = None) -> Iterator[None]:
+    """The SDK's client-side ValueError/TypeError (bad shapes, files, combinations) → exit 2."""
+    try:
+        yield
+    except (ValueError, TypeError) as exc:
+        if param_hint:
+            raise click.BadParameter(str(exc), param_hint=param_hint) from None
+        raise click.UsageError(str(exc)) from None
+
+
 pass_client = click.make_pass_decorator(GanClient)
 
 
@@ -73,13 +115,49 @@ pass_client = click.make_pass_decorator(GanClient)
 @click.option("--server", envvar=SERVER_ENV, default=DEFAULT_SERVER, show_default=True,
               help=f"HOST:PORT of the gan-server (env {SERVER_ENV}).")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Per-call deadline in seconds (default 60).")
+              help="Per-call deadline in seconds (default 60; a stream's covers the whole stream).")
+@click.option("--token", envvar=TOKEN_ENV, default=None, show_envvar=True,
+              help="Bearer token for servers started with --token-file.")
+@click.option("--tls", is_flag=True, help="Connect with TLS (system CAs unless --ca-cert).")
+@click.option("--ca-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="PEM CA bundle that signed the server's certificate (implies --tls).")
+@click.option("--client-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="PEM client certificate, for servers that require mTLS (implies --tls).")
+@click.option("--client-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="PEM private key of --client-cert.")
+@click.option("--tls-server-name", default=None, help="Name to verify in the server certificate, if not the host.")
+@click.option("--retries/--no-retries", default=True, show_default=True,
+              help="Retry UNAVAILABLE with exponential backoff (gRPC retry policy).")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bar on stderr for long work. Default: when stdout and stderr are terminals.")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.pass_context
-def cli(ctx: click.Context, server: str, timeout: float | None, debug: bool) -> None:
+def cli(ctx: click.Context, server: str, timeout: float | None, token: str | None, tls: bool, ca_cert: Path | None,
+        client_cert: Path | None, client_key: Path | None, tls_server_name: str | None, retries: bool,
+        progress: bool | None, debug: bool) -> None:
     """Sample images from GAN generators served by gan-server."""
     ctx.meta["gan_debug"] = debug
-    ctx.obj = ctx.with_resource(GanClient(server, timeout=timeout))
+    ctx.meta["gan_progress"] = progress_enabled(progress)
+    if (client_cert is None) != (client_key is None):
+        raise click.UsageError("mTLS needs both --client-cert and --client-key")
+    with _usage_errors():
+        client = GanClient(server, timeout=timeout, token=token, tls=tls, root_certificates=ca_cert,
+                           client_cert=client_cert, client_key=client_key, tls_server_name=tls_server_name,
+                           retry=retries)
+    ctx.obj = ctx.with_resource(client)
+
+
+@cli.command()
+@click.option("--service", default="", help='Service to check: "" (the server) or gan.v1.Generator.')
+@pass_client
+def health(client: GanClient, service: str) -> None:
+    """Check the server's health (grpc.health.v1; needs no token). Exit 0 when SERVING."""
+    status = client.health(service)
+    click.echo(status)
+    if status == "SERVICE_UNKNOWN":
+        sys.exit(EXIT_NOT_FOUND)
+    if status != "SERVING":
+        sys.exit(EXIT_UNAVAILABLE)
 
 
 def _describe_conditioning(info: ModelInfo) -> str:
@@ -107,7 +185,7 @@ def list_models(client: GanClient, as_json: bool) -> None:
                      _describe_conditioning(m)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for r in rows:
-        click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths)) + "  " + r[-1])
+        click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=False)) + "  " + r[-1])
 
 
 def _info_dict(m: ModelInfo) -> dict[str, Any]:
@@ -180,66 +258,258 @@ def _parse_codes(ctx: click.Context, param: click.Parameter, value: str | None) 
     return codes
 
 
+def _conditioning_options(f: Any) -> Any:
+    """--digit/--label/--category/--code/--version, shared by sample, interpolate and batch."""
+    for decorator in reversed([
+        click.option("--digit", type=click.IntRange(0, 9), default=None, help="Digit to draw (cgan, infogan)."),
+        click.option("--label", default=None, help="Class name to draw, e.g. sneaker (cgan, infogan digit names)."),
+        click.option("--category", type=click.IntRange(min=0), default=None, help="Raw InfoGAN category."),
+        click.option("--code", "codes", callback=_parse_codes, default=None,
+                     help="InfoGAN continuous codes, comma-separated, e.g. 1.5,0."),
+        click.option("--version", default=None, help="Model version (default: latest)."),
+    ]):
+        f = decorator(f)
+    return f
+
+
+def _conditioning(digit: int | None, label: str | None, category: int | None,
+                  codes: list[float] | None) -> dict[str, Any]:
+    chosen = [name for name, v in (("--digit", digit), ("--label", label), ("--category", category)) if v is not None]
+    if len(chosen) > 1:
+        raise click.UsageError(f"give at most one of --digit, --label, --category (got {', '.join(chosen)})")
+    return {"digit": digit, "label": label, "category": category, "continuous": codes}
+
+
+def _load_latents(ctx: click.Context, param: click.Parameter, value: Path | None) -> np.ndarray | None:
+    if value is None:
+        return None
+    try:
+        arr = np.load(value, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise click.BadParameter(f"cannot read {value}: {exc}") from None
+    if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.floating):
+        raise click.BadParameter(f"{value} must hold a float array (n, latent_dim), got {arr.dtype} {arr.shape}")
+    return arr.astype(np.float32)
+
+
 @cli.command()
 @click.option("--model", "-m", required=True, help="Model name (see `gan-client list`).")
-@click.option("-n", "--count", "n", type=click.IntRange(min=1), default=16, show_default=True, help="Number of images.")
+@click.option("-n", "--count", "n", type=click.IntRange(min=1), default=None,
+              help="Number of images (default 16, or one per row of --latents).")
 @click.option("--seed", type=click.IntRange(0, 2**64 - 1), default=None,
               help="Seed; the same seed gives byte-identical images. Default: random, printed on stderr.")
-@click.option("--digit", type=click.IntRange(0, 9), default=None, help="Digit to draw (cgan, infogan).")
-@click.option("--label", default=None, help="Class name to draw, e.g. sneaker.")
-@click.option("--category", type=click.IntRange(min=0), default=None, help="Raw InfoGAN category.")
-@click.option("--code", "codes", callback=_parse_codes, default=None,
-              help="InfoGAN continuous codes, comma-separated, e.g. 1.5,0.")
-@click.option("--version", default=None, help="Model version (default: latest).")
+@click.option("--first-index", type=click.IntRange(0, 2**64 - 1), default=0, show_default=True,
+              help="Index of the first image in the seed's sequence.")
+@_conditioning_options
+@click.option("--latents", "latents", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              callback=_load_latents, help="Explicit latent vectors: a .npy float array (n, latent_dim).")
+@click.option("--save-latents", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the latent vectors used to this .npy file.")
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
               help="X.png: one grid; X.npy: uint8 array (N,H,W,C); a directory: one PNG per image. "
                    "Default: a grid PNG in the current folder.")
 @click.option("--cols", type=click.IntRange(min=1), default=None, help="Grid columns (default: square).")
-@pass_client
-def sample(client: GanClient, model: str, n: int, seed: int | None, digit: int | None, label: str | None,
-           category: int | None, codes: list[float] | None, version: str | None, out: Path | None,
-           cols: int | None) -> None:
+@click.pass_context
+def sample(ctx: click.Context, model: str, n: int | None, seed: int | None, first_index: int, digit: int | None,
+           label: str | None, category: int | None, codes: list[float] | None, version: str | None,
+           latents: np.ndarray | None, save_latents: Path | None, out: Path | None, cols: int | None) -> None:
     """Generate images and write them as a grid PNG, a .npy array or a folder of PNGs."""
-    chosen = [name for name, v in (("--digit", digit), ("--label", label), ("--category", category)) if v is not None]
-    if len(chosen) > 1:
-        raise click.UsageError(f"give at most one of --digit, --label, --category (got {', '.join(chosen)})")
+    client: GanClient = ctx.obj
+    cond = _conditioning(digit, label, category, codes)
+    if latents is not None and n is not None and n != len(latents):
+        raise click.BadParameter(f"--latents holds {len(latents)} vectors but -n is {n}", param_hint="-n")
+    if n is None:
+        n = len(latents) if latents is not None else 16
+    _check_out(out)
+    if save_latents is not None:
+        _parent_must_exist(save_latents, "--save-latents")
     if seed is None:
         seed = secrets.randbits(63)
         click.echo(f"seed {seed}", err=True)
-    result = client.sample(model, n=n, seed=seed, digit=digit, label=label, category=category,
-                           continuous=codes, version=version)
-    for path in _write(result, out, _default_name(model, seed, digit, label, category), cols):
+    with _usage_errors():
+        stream = client.sample_stream(model, n, seed, first_index=first_index, latents=latents, version=version,
+                                      return_latents=save_latents is not None, **cond)
+    parts = []
+    with Progress(n, f"{model}", ctx.meta["gan_progress"]) as bar:
+        for part in stream:
+            parts.append(part)
+            bar.advance(len(part))
+    result = SampleResult.concatenate(parts)
+    paths = _write(result, out, _default_name(model, seed, digit, label, category), cols)
+    if save_latents is not None and result.latents is not None:
+        _save_npy(result.latents, save_latents)
+        paths.append(save_latents)
+    for path in paths:
         click.echo(str(path))
 
 
+@cli.command()
+@click.option("--model", "-m", required=True, help="Model name (see `gan-client list`).")
+@click.option("--from", "start", type=click.IntRange(0, 2**64 - 1), required=True, help="Seed of the first frame.")
+@click.option("--to", "end", type=click.IntRange(0, 2**64 - 1), required=True, help="Seed of the last frame.")
+@click.option("--steps", type=click.IntRange(min=2), default=10, show_default=True, help="Frames, ends included.")
+@click.option("--method", type=click.Choice(METHODS), default="lerp", show_default=True,
+              help="Linear or spherical interpolation of the latent vectors.")
+@_conditioning_options
+@click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
+              help="X.png: a one-row strip; X.npy: uint8 frames (steps,H,W,C); a directory: one PNG per frame. "
+                   "Default: a strip PNG in the current folder.")
+@pass_client
+def interpolate(client: GanClient, model: str, start: int, end: int, steps: int, method: str, digit: int | None,
+                label: str | None, category: int | None, codes: list[float] | None, version: str | None,
+                out: Path | None) -> None:
+    """A strip of frames whose latent vector walks from one seed's image 0 to another's.
+
+    Conditional models need --digit/--label (or --category); InfoGAN codes
+    default to the middle of their range (--code to choose). The end frames
+    are the images `sample -n 1` gives for the two seeds with that conditioning.
+    """
+    cond = _conditioning(digit, label, category, codes)
+    _check_out(out)
+    with _usage_errors():
+        result = client.interpolate(model, start, end, steps, method, version=version, **cond)
+    default = f"{model}{_cond_suffix(digit, label, category)}-{method}-s{start}-s{end}.png"
+    for path in _write(result, out, default, cols=steps):
+        click.echo(str(path))
+
+
+@cli.command()
+@click.option("--model", "-m", required=True, help="A model with an encoder (BiGAN, VAE-GAN).")
+@click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--version", default=None, help="Model version (default: latest).")
+@click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Where to write the latents: a .npy float32 array (N, latent_dim), in argument order.")
+@pass_client
+def encode(client: GanClient, model: str, images: tuple[Path, ...], version: str | None, out: Path) -> None:
+    """Map images to latent vectors with the model's encoder."""
+    _parent_must_exist(out, "--out")
+    info = client.model_info(model, version)
+    batch = _read_images(images, info)
+    latents = client.encode(model, batch, version=info.version)
+    _save_npy(latents, out)
+    click.echo(str(out))
+
+
+def _read_images(paths: tuple[Path, ...], info: ModelInfo) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    mode = {1: "L", 3: "RGB"}.get(info.channels)
+    if mode is None:
+        raise click.UsageError(f"model {info.name!r} takes {info.channels}-channel images; only 1 or 3 can be read")
+    arrays = []
+    for path in paths:
+        try:
+            with Image.open(path) as img:
+                arr = np.asarray(img.convert(mode), dtype=np.uint8)
+        except (UnidentifiedImageError, OSError) as exc:
+            raise click.BadParameter(f"cannot read {path}: {exc}", param_hint="IMAGES") from None
+        if arr.shape[:2] != (info.height, info.width):
+            raise click.BadParameter(
+                f"{path} is {arr.shape[1]}x{arr.shape[0]}; model {info.name!r} takes {info.width}x{info.height}",
+                param_hint="IMAGES")
+        arrays.append(arr.reshape(info.height, info.width, info.channels))
+    return np.stack(arrays)
+
+
+@cli.command()
+@click.option("--model", "-m", required=True, help="Model name.")
+@click.option("--total", type=click.IntRange(min=1), required=True, help="Images in the whole job (all shards).")
+@click.option("--seed", type=click.IntRange(0, 2**64 - 1), required=True, help="Seed of the whole job.")
+@click.option("--shard-index", type=click.IntRange(min=0), envvar=SHARD_INDEX_ENV, default=None,
+              help=f"This shard's index (env {SHARD_INDEX_ENV}, set by Kubernetes Indexed Jobs).")
+@click.option("--shard-count", type=click.IntRange(min=1), envvar=SHARD_COUNT_ENV, default=None,
+              help=f"Number of shards (env {SHARD_COUNT_ENV}: set it to the Job's completions).")
+@_conditioning_options
+@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Output directory (shared by all shards).")
+@click.option("--chunk", type=click.IntRange(min=1), default=BATCH_CHUNK, show_default=True,
+              help="Images per request; a killed shard redoes at most one chunk.")
+@click.pass_context
+def batch(ctx: click.Context, model: str, total: int, seed: int, shard_index: int | None, shard_count: int | None,
+          digit: int | None, label: str | None, category: int | None, codes: list[float] | None,
+          version: str | None, out: Path, chunk: int) -> None:
+    """Generate one shard of a large, resumable batch: one PNG per image.
+
+    Shard I of K owns images [I*N//K, (I+1)*N//K) of the seed's sequence and
+    writes them as OUT/img-<index>.png (atomically); files already there are
+    skipped, so a retried shard resumes. At the end it writes
+    OUT/shard-I-of-K.json with each file's sha256 and prints its path.
+    """
+    client: GanClient = ctx.obj
+    cond = _conditioning(digit, label, category, codes)
+    if shard_index is None:
+        raise click.UsageError(f"--shard-index is required (or set {SHARD_INDEX_ENV}, as Kubernetes Indexed Jobs do)")
+    if shard_count is None:
+        raise click.UsageError(f"--shard-count is required (or set {SHARD_COUNT_ENV} to the Job's completions)")
+    if shard_index >= shard_count:
+        raise click.BadParameter(f"must be below --shard-count ({shard_count}), got {shard_index}",
+                                 param_hint="--shard-index")
+    if shard_count > total:
+        raise click.BadParameter(f"more shards ({shard_count}) than images ({total})", param_hint="--shard-count")
+    if out.exists() and not out.is_dir():
+        raise click.BadParameter(f"{out} is not a directory", param_hint="--out")
+    shard = Shard(shard_index, shard_count, total)
+    try:
+        manifest = run_shard(client, out, shard, model=model, seed=seed, version=version, conditioning=cond,
+                             chunk=chunk, progress=ctx.meta["gan_progress"])
+    except BatchMismatch as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(f"shard {shard.index}/{shard.count}: images [{shard.start}, {shard.end}) of seed {seed}: "
+               f"{manifest['written']} written, {manifest['count'] - manifest['written']} already there", err=True)
+    click.echo(str(out / shard.manifest_name))
+
+
+def _cond_suffix(digit: int | None, label: str | None, category: int | None) -> str:
+    if digit is not None:
+        return f"-d{digit}"
+    if label:
+        return f"-{label}"
+    return f"-c{category}" if category is not None else ""
+
+
 def _default_name(model: str, seed: int, digit: int | None, label: str | None, category: int | None) -> str:
-    cond = f"-d{digit}" if digit is not None else f"-{label}" if label else f"-c{category}" if category is not None else ""
-    return f"{model}{cond}-s{seed}.png"
+    return f"{model}{_cond_suffix(digit, label, category)}-s{seed}.png"
+
+
+def _check_out(out: Path | None) -> None:
+    """Fail on an unusable --out before any work is done."""
+    if out is None:
+        return
+    if out.suffix.lower() in (".png", ".npy") and not out.is_dir():
+        _parent_must_exist(out, "--out")
+    elif out.exists() and not out.is_dir():
+        raise click.BadParameter(f"{out} exists and is not a directory; use a .png or .npy name", param_hint="--out")
 
 
 def _write(result: SampleResult, out: Path | None, default_name: str, cols: int | None) -> list[Path]:
+    _check_out(out)
     if out is None:
         return [result.save_grid(Path.cwd() / default_name, cols)]
     suffix = out.suffix.lower()
     if suffix == ".png" and not out.is_dir():
-        _parent_must_exist(out)
         return [result.save_grid(out, cols)]
     if suffix == ".npy" and not out.is_dir():
-        _parent_must_exist(out)
-        tmp = out.with_name(f".{out.name}.tmp")
-        with open(tmp, "wb") as f:
-            np.save(f, result.images)
-        tmp.replace(out)
+        _save_npy(result.images, out)
         return [out]
-    if out.exists() and not out.is_dir():
-        raise click.BadParameter(f"{out} exists and is not a directory; use a .png or .npy name", param_hint="--out")
     paths = result.save(out)
     return [out] if len(paths) > 1 else paths
 
 
-def _parent_must_exist(path: Path) -> None:
+def _save_npy(array: np.ndarray, out: Path) -> None:
+    """Write atomically: a temp file beside ``out``, then rename."""
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            np.save(f, array)
+        tmp.replace(out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _parent_must_exist(path: Path, hint: str) -> None:
     if not path.parent.is_dir():
-        raise click.BadParameter(f"directory {path.parent} does not exist", param_hint="--out")
+        raise click.BadParameter(f"directory {path.parent} does not exist", param_hint=hint)
 
 
 def main() -> None:

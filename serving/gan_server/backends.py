@@ -41,6 +41,9 @@ class OnnxBackend:
         if threads > 0:
             opts.intra_op_num_threads = threads
         opts.log_severity_level = 3
+        # Idle intra-op threads would otherwise spin and take CPU from the
+        # event loop and from other models' runs between requests.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if device == "cuda":
             if "CUDAExecutionProvider" not in ort.get_available_providers():
                 raise BackendError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -96,3 +97,80 @@ def test_errors_have_distinct_exit_codes(server, tmp_path: Path, args, code: int
     assert r.returncode == code, (r.returncode, r.stderr)
     assert needle in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_list_json_is_machine_readable(server, tmp_path: Path) -> None:
+    r = run(["list", "--json"], tmp_path, server.address)
+    assert r.returncode == 0, r.stderr
+    models = {m["name"]: m for m in json.loads(r.stdout)}
+    assert {"dcgan", "cgan", "infogan"} <= set(models)
+    assert models["cgan"]["conditioning"]["kind"] == "class"
+    assert models["dcgan"]["image"] == [28, 28, 1] and models["dcgan"]["latent_dim"] > 0
+
+
+def test_health_prints_the_status(server, tmp_path: Path) -> None:
+    r = run(["health"], tmp_path, server.address)
+    assert (r.returncode, r.stdout.strip()) == (0, "SERVING"), r.stderr
+    r = run(["health", "--service", "gan.v1.Generator"], tmp_path, server.address)
+    assert (r.returncode, r.stdout.strip()) == (0, "SERVING")
+    r = run(["health", "--service", "no.such.Service"], tmp_path, server.address)
+    assert (r.returncode, r.stdout.strip()) == (4, "SERVICE_UNKNOWN")
+
+
+def test_interpolate_writes_a_one_row_strip_whose_ends_are_the_seeds(server, tmp_path: Path) -> None:
+    r = run(["interpolate", "--model", "cgan", "--from", "3", "--to", "9", "--steps", "10", "--method", "slerp",
+             "--digit", "4", "--out", "strip.png"], tmp_path, server.address)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "strip.png"
+    with Image.open(tmp_path / "strip.png") as img:
+        assert img.size == (10 * 30 + 2, 30 + 2)  # one row of ten 28 px frames, 2 px padding
+        strip = np.asarray(img)
+        meta = json.loads(img.text["gan:request"])
+    assert meta["interpolate"] == {"from": 3, "to": 9, "steps": 10, "method": "slerp"} and meta["digit"] == 4
+    for seed, x in ((3, 2), (9, 2 + 9 * 30)):
+        r = run(["sample", "--model", "cgan", "-n", "1", "--seed", str(seed), "--digit", "4", "--out", f"e{seed}.npy"],
+                tmp_path, server.address)
+        assert r.returncode == 0, r.stderr
+        np.testing.assert_array_equal(strip[2:30, x : x + 28], np.load(tmp_path / f"e{seed}.npy")[0, ..., 0])
+    r = run(["interpolate", "--model", "dcgan", "--from", "1", "--to", "2", "--steps", "4"], tmp_path, server.address)
+    assert r.returncode == 0 and Path(r.stdout.strip()).name == "dcgan-lerp-s1-s2.png"
+
+
+def test_sample_streams_large_counts_and_saves_latents(server, tmp_path: Path) -> None:
+    r = run(["sample", "-m", "dcgan", "-n", "5000", "--seed", "2", "--first-index", "10", "--out", "big.npy",
+             "--save-latents", "z.npy"], tmp_path, server.address)  # over the server's 4096 per Sample call
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["big.npy", "z.npy"]
+    images, z = np.load(tmp_path / "big.npy"), np.load(tmp_path / "z.npy")
+    assert images.shape == (5000, 28, 28, 1) and z.shape[0] == 5000
+    r = run(["sample", "-m", "dcgan", "--latents", "z.npy", "--out", "again.npy"], tmp_path, server.address)
+    assert r.returncode == 0, r.stderr
+    assert np.load(tmp_path / "again.npy").tobytes() == images.tobytes()
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "needle"),
+    [
+        (["interpolate", "--model", "cgan", "--from", "1", "--to", "2"], 2, "--digit"),
+        (["interpolate", "--model", "dcgan", "--from", "1", "--to", "2", "--steps", "1"], 2, "--steps"),
+        (["interpolate", "--model", "dcgan", "--from", "1", "--to", "2", "--method", "cubic"], 2, "--method"),
+        (["interpolate", "--model", "nope", "--from", "1", "--to", "2"], 4, "not found"),
+        (["encode", "--model", "dcgan", "IMG", "--out", "z.npy"], 5, "no encoder"),
+        (["--client-cert", "IMG", "list"], 2, "--client-key"),
+        (["batch", "--model", "dcgan", "--total", "10", "--seed", "1", "--out", "b"], 2, "JOB_COMPLETION_INDEX"),
+    ],
+)
+def test_new_commands_errors_have_distinct_exit_codes(server, tmp_path: Path, args, code: int, needle: str) -> None:
+    Image.new("L", (28, 28)).save(tmp_path / "img.png")
+    args = [str(tmp_path / "img.png") if a == "IMG" else a for a in args]
+    env = {k: "" for k in ("JOB_COMPLETION_INDEX", "GAN_SHARD_COUNT")}
+    r = run(args, tmp_path, server.address, env=env)
+    assert r.returncode == code, (r.returncode, r.stderr)
+    assert needle in r.stderr and "Traceback" not in r.stderr
+
+
+def test_unreachable_server_is_exit_3_for_every_command(tmp_path: Path, unused_port: int) -> None:
+    for args in (["list"], ["health"], ["interpolate", "--model", "dcgan", "--from", "1", "--to", "2"]):
+        r = run(["--no-retries", *args], tmp_path, f"127.0.0.1:{unused_port}")
+        assert r.returncode == 3, (args, r.stderr)
+        assert r.stderr.count("\n") == 1 and "cannot reach" in r.stderr
