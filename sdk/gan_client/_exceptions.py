@@ -4,6 +4,7 @@
      └── APIError                    a call failed with a gRPC status (code, details)
           ├── InvalidArgument         INVALID_ARGUMENT / OUT_OF_RANGE (message names the field)
           ├── ModelNotFound           NOT_FOUND (message lists the models)
+          ├── ModelUnavailable        FAILED_PRECONDITION (the model's files failed their checks)
           ├── ResourceExhausted       RESOURCE_EXHAUSTED
           ├── Unauthenticated         UNAUTHENTICATED (missing or wrong bearer token)
           ├── PermissionDenied        PERMISSION_DENIED
@@ -47,6 +48,10 @@ class ModelNotFound(APIError):
     pass
 
 
+class ModelUnavailable(APIError):
+    """The model exists but its files failed their checks; an operator must fix them."""
+
+
 class ResourceExhausted(APIError):
     pass
 
@@ -83,6 +88,7 @@ _BY_CODE: dict[grpc.StatusCode, type[APIError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidArgument,
     grpc.StatusCode.OUT_OF_RANGE: InvalidArgument,
     grpc.StatusCode.NOT_FOUND: ModelNotFound,
+    grpc.StatusCode.FAILED_PRECONDITION: ModelUnavailable,
     grpc.StatusCode.RESOURCE_EXHAUSTED: ResourceExhausted,
     grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
     grpc.StatusCode.PERMISSION_DENIED: PermissionDenied,

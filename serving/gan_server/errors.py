@@ -45,6 +45,16 @@ class ModelNotFound(GanServerError):
         super().__init__(f"{what} not found; available: {there}")
 
 
+class ModelUnavailable(GanServerError):
+    """A model whose files failed their checks (corrupt, truncated, deleted).
+
+    FAILED_PRECONDITION rather than UNAVAILABLE: retrying will not help until
+    an operator fixes the files, so clients must not retry it automatically.
+    """
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
 class ResourceExhausted(GanServerError):
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .backends import BACKENDS, BackendError, OnnxBackend, TorchScriptBackend
-from .errors import ModelNotFound
+from .errors import ModelNotFound, ModelUnavailable
 from .manifest import MANIFEST_NAME, ManifestError, load_manifest
 from .sampling import LoadedModel
 
@@ -41,7 +41,7 @@ class ModelRepository:
     problems: list[LoadProblem] = field(default_factory=list)
     warmed: bool = False  # set once start-up warm-up finished (readiness)
     # What each version directory looked like when last (tried to be) loaded.
-    _seen: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    _seen: dict[Path, tuple] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -54,9 +54,18 @@ class ModelRepository:
         self.rescan()
 
     @staticmethod
-    def _stamp(manifest_path: Path) -> tuple[int, int]:
-        st = manifest_path.stat()
-        return (st.st_mtime_ns, st.st_size)
+    def _stamp(version_dir: Path) -> tuple:
+        """What the version directory's files look like (name, mtime, size).
+
+        Any change, a model file rewritten, truncated or deleted included,
+        makes the next scan reload the version (and re-check its sha256).
+        """
+        entries = []
+        for path in sorted(version_dir.iterdir()):
+            if path.is_file() and not path.name.startswith("."):
+                st = path.stat()
+                entries.append((path.name, st.st_mtime_ns, st.st_size))
+        return tuple(entries)
 
     def rescan(self) -> tuple[list[LoadedModel], list[LoadedModel]]:
         """Load new or changed version directories and drop vanished ones.
@@ -67,10 +76,10 @@ class ModelRepository:
         """
         loaded: list[LoadedModel] = []
         removed: list[LoadedModel] = []
-        present: dict[Path, tuple[int, int]] = {}
+        present: dict[Path, tuple] = {}
         for manifest_path in sorted(self.root.glob(f"*/*/{MANIFEST_NAME}")):
             try:
-                present[manifest_path.parent] = self._stamp(manifest_path)
+                present[manifest_path.parent] = self._stamp(manifest_path.parent)
             except OSError:
                 continue
         current = {m.directory: m for versions in self.models.values() for m in versions.values()}
@@ -145,13 +154,26 @@ class ModelRepository:
     def versions(self, name: str) -> list[str]:
         return sorted(self.models.get(name, {}), key=version_key)
 
+    def _problem(self, name: str, version: str = "") -> LoadProblem | None:
+        for problem in self.problems:
+            path = Path(problem.path)
+            if path.parent.name == name and (not version or path.name == version):
+                return problem
+        return None
+
     def get(self, name: str, version: str = "") -> LoadedModel:
         versions = self.models.get(name)
         if not versions:
+            problem = self._problem(name, version)
+            if problem is not None:
+                raise ModelUnavailable(f"model {name!r} is unavailable: {problem.message}")
             raise ModelNotFound(name, None, self.names())
         if not version:
             return versions[self.versions(name)[-1]]
         if version not in versions:
+            problem = self._problem(name, version)
+            if problem is not None:
+                raise ModelUnavailable(f"model {name!r} version {version!r} is unavailable: {problem.message}")
             raise ModelNotFound(name, version, [f"{name}:{v}" for v in self.versions(name)])
         return versions[version]
 

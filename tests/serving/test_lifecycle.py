@@ -256,3 +256,39 @@ def test_no_loadable_model_is_a_clear_start_error(tmp_path: Path) -> None:
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert "no model could be loaded" in out.stderr
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "truncate", "delete"])
+def test_model_file_damaged_while_serving(repo_copy: Path, tmp_path: Path, damage: str) -> None:
+    from gan_client import ModelUnavailable
+
+    srv = start_server(repo_copy, tmp_path / "log", "--reload-interval", "0.2")
+    try:
+        with GanClient(srv.address, retry=False) as c:
+            assert len(c.sample("cgan", n=2, digit=1)) == 2
+            onnx = repo_copy / "cgan" / "1" / "model.onnx"
+            if damage == "corrupt":
+                data = bytearray(onnx.read_bytes())
+                data[len(data) // 2] ^= 0xFF
+                onnx.write_bytes(bytes(data))
+            elif damage == "truncate":
+                onnx.write_bytes(onnx.read_bytes()[:1000])
+            else:
+                onnx.unlink()
+
+            def unavailable() -> bool:
+                try:
+                    c.sample("cgan", n=1, digit=1)
+                except ModelUnavailable:
+                    return True
+                return False
+
+            assert _wait_for(unavailable)
+            with pytest.raises(ModelUnavailable) as info:
+                c.sample("cgan", n=1, digit=1)
+            assert "cgan" in str(info.value) and ("sha256" in str(info.value) or "does not exist" in str(info.value))
+            # the others keep serving
+            assert len(c.sample("dcgan", n=3)) == 3
+            assert len(c.sample("infogan", n=3, digit=4)) == 3
+    finally:
+        assert stop_server(srv) == 0
