@@ -38,9 +38,10 @@ def test_restart_under_load_loses_no_call(bundled_models: Path, tmp_path: Path) 
     with GanClient(address) as c:
         for k in range(4):
             expected[k] = c.sample("cgan", n=4, seed=k, digit=k).images
-    # Backoff 0.5 s doubling to 2 s over 5 attempts: about 5.5 s of retrying,
-    # more than a restart takes here (~2 s), well inside the 30 s deadline.
-    policy = RetryPolicy(max_attempts=5, initial_backoff=0.5, max_backoff=2.0)
+    # Backoff 1 s doubling to 4 s over 5 attempts: about 11 s of retrying
+    # (gRPC jitters each wait by ±20 %), several times what a restart takes
+    # here (~2 s on an idle machine), inside the 30 s deadline.
+    policy = RetryPolicy(max_attempts=5, initial_backoff=1.0, max_backoff=4.0)
     stop = threading.Event()
     failures: list[BaseException] = []
     done = [0] * 4
