@@ -9,7 +9,9 @@ STAMP := $(VENV)/.installed-stamp
 PORT ?= 50051
 MODELS ?= models
 
-.PHONY: help venv test test-slow demo proto proto-check models serve lint clean
+DEB_PACKAGES ?= dataset-fashion-mnist
+
+.PHONY: help venv deb-deps test test-slow demo proto models serve lint bench clean
 
 help:
 	@echo "make demo       start the server on the bundled models, sample a grid of 7s"
@@ -26,11 +28,32 @@ $(STAMP): pyproject.toml constraints.txt
 
 venv: $(STAMP)
 
-test: $(STAMP)
+# Debian data packages some tests read (Fashion-MNIST IDX files). Installed
+# when missing and apt-get can run; otherwise those tests skip with a reason.
+deb-deps:
+	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "warning: missing Debian packages:$$missing (run as root: apt-get install$$missing)"; \
+	  fi; \
+	fi
+
+test: $(STAMP) deb-deps
 	$(PY) -m pytest -q
 
-test-slow: $(STAMP)
+test-slow: $(STAMP) deb-deps
 	$(PY) -m pytest -q -m slow
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check serving sdk training tests bench
+
+bench: $(STAMP)
+	$(PY) bench/backends.py
+	$(PY) bench/serving.py
+	$(PY) bench/torchserve.py --models $(MODELS) --model dcgan
 
 # Start a server on a free port, sample 64 sevens from the bundled InfoGAN,
 # print the grid's path, stop the server.
