@@ -70,8 +70,11 @@ def onnx_flops_per_image(path: Path) -> float:
             a, b = shapes.get(node.input[0]), shapes.get(node.input[1])
             if a and b:
                 k = a[-1]
-                n = b[0] if (node.op_type == "Gemm" and any(at.name == "transB" and at.i for at in node.attribute)) \
+                n = (
+                    b[0]
+                    if (node.op_type == "Gemm" and any(at.name == "transB" and at.i for at in node.attribute))
                     else b[-1]
+                )
                 flops += 2 * np.prod(a[:-1]) * k * n
     return float(flops)
 
@@ -112,8 +115,9 @@ def runners(version_dir: Path, batch: int) -> dict[str, callable]:
     opts.intra_op_num_threads = os.cpu_count() or 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.add_session_config_entry("session.intra_op.allow_spinning", "1")
-    tuned = ort.InferenceSession(str(version_dir / manifest.files["onnx"].path), opts,
-                                 providers=["CPUExecutionProvider"])
+    tuned = ort.InferenceSession(
+        str(version_dir / manifest.files["onnx"].path), opts, providers=["CPUExecutionProvider"]
+    )
 
     out: dict[str, callable] = {}
     if "torch_export" in manifest.files:
@@ -122,6 +126,7 @@ def runners(version_dir: Path, batch: int) -> dict[str, callable]:
         def eager():
             with torch.inference_mode():
                 program(*torch_args)
+
         out["eager PyTorch (torch.export)"] = eager
     if "torchscript" in manifest.files:
         scripted = torch.jit.load(str(version_dir / manifest.files["torchscript"].path)).eval()
@@ -129,6 +134,7 @@ def runners(version_dir: Path, batch: int) -> dict[str, callable]:
         def ts():
             with torch.inference_mode():
                 scripted(*torch_args)
+
         out["TorchScript"] = ts
     out["ONNX Runtime (as served)"] = lambda: served.backend.run(feeds)
     out["ONNX Runtime (tuned)"] = lambda: tuned.run(None, feeds)
@@ -145,9 +151,11 @@ def main() -> None:
     torch.set_num_threads(os.cpu_count() or 1)
     peak, peak_how = peak_gflops()
     print(f"### Backend compute, in process — {date.today().isoformat()}\n")
-    print(f"Machine: {platform.machine()}, {peak_how} ≈ {peak:.0f} GFLOP/s FP32 peak; torch {torch.__version__}, "
-          f"onnxruntime {ort.__version__}. Command: `python bench/backends.py --rounds {args.rounds} "
-          f"--seconds {args.seconds}`. Images/s, median (min–max) over {args.rounds} interleaved rounds.\n")
+    print(
+        f"Machine: {platform.machine()}, {peak_how} ≈ {peak:.0f} GFLOP/s FP32 peak; torch {torch.__version__}, "
+        f"onnxruntime {ort.__version__}. Command: `python bench/backends.py --rounds {args.rounds} "
+        f"--seconds {args.seconds}`. Images/s, median (min–max) over {args.rounds} interleaved rounds.\n"
+    )
     print("| model | MFLOP/image | batch | backend | images/s | GFLOP/s | % of peak |")
     print("|---|---|---|---|---|---|---|")
     dirs = sorted(p.parent for p in args.models.glob("*/*/manifest.json"))
@@ -166,8 +174,10 @@ def main() -> None:
             for label, xs in results.items():
                 med = statistics.median(xs)
                 gfs = med * flops / 1e9
-                print(f"| {name} | {flops / 1e6:.1f} | {batch} | {label} | {med:,.0f} ({min(xs):,.0f}–{max(xs):,.0f}) "
-                      f"| {gfs:.1f} | {100 * gfs / peak:.1f} |")
+                print(
+                    f"| {name} | {flops / 1e6:.1f} | {batch} | {label} | {med:,.0f} ({min(xs):,.0f}–{max(xs):,.0f}) "
+                    f"| {gfs:.1f} | {100 * gfs / peak:.1f} |"
+                )
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 from gan_client import AsyncGanClient, GanClient  # noqa: E402
 from gan_server.repository import ModelRepository  # noqa: E402
 from gan_server.sampling import SampleSpec  # noqa: E402
+
 from tests.conftest import start_server, stop_server  # noqa: E402
 
 
@@ -129,8 +130,23 @@ def main() -> None:
     off = start_server(args.models, logdir / "bench-off.log", "--no-batching")
     try:
         rss = rss_mb(on.process.pid)
-        res: dict[str, list[float]] = {k: [] for k in (
-            "ip1", "ip64", "ip256", "g256", "ratio256", "ip_p50", "ip_p99", "g_p50", "g_p99", "c_on", "c_off", "c_ratio")}
+        res: dict[str, list[float]] = {
+            k: []
+            for k in (
+                "ip1",
+                "ip64",
+                "ip256",
+                "g256",
+                "ratio256",
+                "ip_p50",
+                "ip_p99",
+                "g_p50",
+                "g_p99",
+                "c_on",
+                "c_off",
+                "c_ratio",
+            )
+        }
         with GanClient(on.address) as client:
             for _ in range(args.rounds):
                 res["ip1"].append(inprocess_rate(model, 1, args.seconds))
@@ -157,15 +173,20 @@ def main() -> None:
 
     cpu = platform.processor() or platform.machine()
     try:
-        cpu = next(l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
-                   if l.startswith("model name"))
+        cpu = next(
+            line_.split(":", 1)[1].strip()
+            for line_ in Path("/proc/cpuinfo").read_text().splitlines()
+            if line_.startswith("model name")
+        )
     except (OSError, StopIteration):
         pass
     print(f"### Serving `{args.model}` — {date.today().isoformat()}\n")
-    print(f"Machine: {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, "
-          f"onnxruntime {__import__('onnxruntime').__version__}. Command: "
-          f"`python bench/serving.py --model {args.model} --rounds {args.rounds} --seconds {args.seconds} "
-          f"--clients {args.clients}`. Median (min–max) over {args.rounds} interleaved rounds.\n")
+    print(
+        f"Machine: {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, "
+        f"onnxruntime {__import__('onnxruntime').__version__}. Command: "
+        f"`python bench/serving.py --model {args.model} --rounds {args.rounds} --seconds {args.seconds} "
+        f"--clients {args.clients}`. Median (min–max) over {args.rounds} interleaved rounds.\n"
+    )
     print("| measurement | value |\n|---|---|")
     print(f"| in-process images/s, batch 1 | {med(res['ip1'])} |")
     print(f"| in-process images/s, batch 64 | {med(res['ip64'])} |")

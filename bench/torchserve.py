@@ -93,8 +93,9 @@ def ts_grpc_factory(stub, pb2, model: str, key: str) -> Callable[[], Caller]:
     def make() -> Caller:
         def call(seed: int) -> None:
             body = json.dumps({"n": 1, "seed": seed, "format": "raw"}).encode()
-            resp = stub.Predictions(pb2.PredictionsRequest(model_name=model, input={"data": body}),
-                                    metadata=metadata, timeout=60)
+            resp = stub.Predictions(
+                pb2.PredictionsRequest(model_name=model, input={"data": body}), metadata=metadata, timeout=60
+            )
             if not resp.prediction.startswith(b"\x93NUMPY"):
                 raise RuntimeError(f"TorchServe gRPC: {resp.prediction[:300]!r}")
 
@@ -195,8 +196,11 @@ def med(xs: list[float], digits: int = 0) -> str:
 
 def cpu_name() -> str:
     try:
-        return next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                    if line.startswith("model name"))
+        return next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         return platform.processor() or platform.machine()
 
@@ -220,8 +224,11 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=5.0, help="duration of each throughput measurement")
     ap.add_argument("--latency-requests", type=int, default=300)
     ap.add_argument("--concurrency", default="8,64", help="client threads for the throughput measurements")
-    ap.add_argument("--ts-settings", default="1:1:0,1:8:5,1:32:5,2:8:5,2:32:5",
-                    help="TorchServe registrations to try, workers:batch_size:max_batch_delay_ms, comma separated")
+    ap.add_argument(
+        "--ts-settings",
+        default="1:1:0,1:8:5,1:32:5,2:8:5,2:32:5",
+        help="TorchServe registrations to try, workers:batch_size:max_batch_delay_ms, comma separated",
+    )
     ap.add_argument("--gan-backends", default="onnx,torchscript", help="gan-server backends to run")
     ap.add_argument("--keep-logs", action="store_true", help="keep the work directory (server and TorchServe logs)")
     args = ap.parse_args()
@@ -233,7 +240,9 @@ def main() -> None:
     backends = [b for b in args.gan_backends.split(",") if b]
     command = "python bench/torchserve.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
-    version_dir = max((p for p in (args.models / args.model).iterdir() if p.is_dir()), key=lambda p: version_key(p.name))
+    version_dir = max(
+        (p for p in (args.models / args.model).iterdir() if p.is_dir()), key=lambda p: version_key(p.name)
+    )
     reference = ModelRepository(args.models, backend="torchscript").load_version(version_dir)
 
     work = Path(tempfile.mkdtemp(prefix="bench-torchserve-"))
@@ -251,9 +260,14 @@ def main() -> None:
         build_mar(version_dir, ts.model_store, model_name=args.model)
         names = {}
         for workers, batch, delay in settings:
-            names[(workers, batch, delay)] = ts.register(f"{args.model}.mar", f"{args.model}_w{workers}_b{batch}_d{delay}",
-                                                         workers=workers, batch_size=batch, max_batch_delay_ms=delay,
-                                                         wait=False)
+            names[(workers, batch, delay)] = ts.register(
+                f"{args.model}.mar",
+                f"{args.model}_w{workers}_b{batch}_d{delay}",
+                workers=workers,
+                batch_size=batch,
+                max_batch_delay_ms=delay,
+                wait=False,
+            )
         for key, name in names.items():
             ts.wait_ready(name, key[0], timeout=300)
         pb2, pb2_grpc = grpc_stubs(work / "stubs")
@@ -277,13 +291,17 @@ def main() -> None:
         for backend, client in gan_clients.items():
             factory = gan_factory(client, args.model)
             systems[f"gan-server gRPC ({backend})"] = {"lat": factory, **{c: factory for c in concurrency}}
-        systems["TorchServe REST"] = {"lat": ts_rest_factory(ts, names[unbatched]),
-                                      **{c: ts_rest_factory(ts, names[best[c]]) for c in concurrency}}
-        systems["TorchServe gRPC"] = {"lat": ts_grpc_factory(stub, pb2, names[unbatched], ts.inference_key),
-                                      **{c: ts_grpc_factory(stub, pb2, names[best[c]], ts.inference_key)
-                                         for c in concurrency}}
+        systems["TorchServe REST"] = {
+            "lat": ts_rest_factory(ts, names[unbatched]),
+            **{c: ts_rest_factory(ts, names[best[c]]) for c in concurrency},
+        }
+        systems["TorchServe gRPC"] = {
+            "lat": ts_grpc_factory(stub, pb2, names[unbatched], ts.inference_key),
+            **{c: ts_grpc_factory(stub, pb2, names[best[c]], ts.inference_key) for c in concurrency},
+        }
         res: dict[str, dict[str, list[float]]] = {
-            s: {k: [] for k in ["p50", "p99", *(f"c{c}" for c in concurrency)]} for s in ["in-process TorchScript", *systems]
+            s: {k: [] for k in ["p50", "p99", *(f"c{c}" for c in concurrency)]}
+            for s in ["in-process TorchScript", *systems]
         }
         order = list(systems)
         for r in range(args.rounds):
@@ -291,12 +309,12 @@ def main() -> None:
             p50, p99 = inprocess_latencies(reference, args.latency_requests)
             res["in-process TorchScript"]["p50"].append(p50)
             res["in-process TorchScript"]["p99"].append(p99)
-            for system in (order if r % 2 == 0 else order[::-1]):
+            for system in order if r % 2 == 0 else order[::-1]:
                 p50, p99 = latencies(systems[system]["lat"], args.latency_requests)
                 res[system]["p50"].append(p50)
                 res[system]["p99"].append(p99)
             for c in concurrency:
-                for system in (order if r % 2 == 0 else order[::-1]):
+                for system in order if r % 2 == 0 else order[::-1]:
                     res[system][f"c{c}"].append(throughput(systems[system][c], c, args.seconds))
         channel.close()
         for client in gan_clients.values():
@@ -317,12 +335,16 @@ def main() -> None:
     import ts as ts_pkg
 
     print(f"### TorchServe vs gan-server: `{args.model}` version {version_dir.name} — {date.today().isoformat()}\n")
-    print(f"Machine: {os.cpu_count()} cores ({cpu_name()}), {platform.system()} {platform.release()}, "
-          f"Python {platform.python_version()}, torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, "
-          f"TorchServe {ts_pkg.__version__}, Java {java_version()}.\n")
+    print(
+        f"Machine: {os.cpu_count()} cores ({cpu_name()}), {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}, torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, "
+        f"TorchServe {ts_pkg.__version__}, Java {java_version()}.\n"
+    )
     print(f"Command: `{command}`\n")
-    print(f"Median (min–max) over {args.rounds} interleaved rounds; {args.latency_requests} sequential requests per "
-          f"latency figure, {args.seconds:g} s per throughput figure; 1 image per request, raw uint8 output.\n")
+    print(
+        f"Median (min–max) over {args.rounds} interleaved rounds; {args.latency_requests} sequential requests per "
+        f"latency figure, {args.seconds:g} s per throughput figure; 1 image per request, raw uint8 output.\n"
+    )
     header = ["measurement", *res]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
@@ -332,8 +354,11 @@ def main() -> None:
         print(f"| images/s, {c} concurrent clients | " + " | ".join(med(res[s][f"c{c}"]) for s in res) + " |")
     print()
     fmt = "workers {}, batch_size {}, max_batch_delay {} ms".format
-    print(f"TorchServe latency rows: {fmt(*unbatched)}. Throughput rows: "
-          + "; ".join(f"{c} clients: {fmt(*best[c])}" for c in concurrency) + ".\n")
+    print(
+        f"TorchServe latency rows: {fmt(*unbatched)}. Throughput rows: "
+        + "; ".join(f"{c} clients: {fmt(*best[c])}" for c in concurrency)
+        + ".\n"
+    )
     print("TorchServe tuning (REST, images/s, one run each):\n")
     print("| workers:batch_size:max_batch_delay_ms | " + " | ".join(f"{c} clients" for c in concurrency) + " |")
     print("|---|" + "---|" * len(concurrency))

@@ -16,12 +16,20 @@ def _assert_fresh(tmp_path: Path, package: str, protos: list[str], committed_roo
     """Regenerate ``protos`` as `make proto` does and compare with the committed files."""
     assert protos, "no .proto files found"
     subprocess.run(
-        [sys.executable, "-m", "grpc_tools.protoc", f"-I{package}/_proto=protos", f"--python_out={tmp_path}",
-         f"--pyi_out={tmp_path}", f"--grpc_python_out={tmp_path}", *protos],
-        cwd=ROOT, check=True,
+        [
+            sys.executable,
+            "-m",
+            "grpc_tools.protoc",
+            f"-I{package}/_proto=protos",
+            f"--python_out={tmp_path}",
+            f"--pyi_out={tmp_path}",
+            f"--grpc_python_out={tmp_path}",
+            *protos,
+        ],
+        cwd=ROOT,
+        check=True,
     )
-    fresh = {p.relative_to(tmp_path / package / "_proto"): p.read_bytes()
-             for p in tmp_path.rglob("*") if p.is_file()}
+    fresh = {p.relative_to(tmp_path / package / "_proto"): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     assert fresh
     for rel, content in fresh.items():
         committed = committed_root / rel
@@ -54,7 +62,9 @@ sys.meta_path.insert(0, Block())
 
 
 def test_sdk_imports_without_server_or_training_dependencies() -> None:
-    code = _BLOCKER + """
+    code = (
+        _BLOCKER
+        + """
 import gan_client
 from gan_client.cli import cli
 from click.testing import CliRunner
@@ -64,6 +74,7 @@ heavy = sorted(m for m in sys.modules if m.split('.')[0] in {'torch', 'onnxrunti
 assert not heavy, heavy
 print('ok', gan_client.GanClient.__name__)
 """
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok GanClient"
@@ -72,8 +83,10 @@ print('ok', gan_client.GanClient.__name__)
 def test_server_package_import_does_not_load_torch() -> None:
     # Nor the OIP messages: they share the package name `inference` with stock
     # clients such as tritonclient, and two copies in one process collide.
-    code = ("import sys, gan_server.cli, gan_server.server; "
-            "print(sorted(m for m in sys.modules if m.startswith('torch') or m.startswith('gan_server._proto')))")
+    code = (
+        "import sys, gan_server.cli, gan_server.server; "
+        "print(sorted(m for m in sys.modules if m.startswith('torch') or m.startswith('gan_server._proto')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"

@@ -100,8 +100,11 @@ def pin_job(out: Path, job: dict[str, Any]) -> dict[str, Any]:
         _write_json_atomic(path, job)
         return job
     pinned = json.loads(path.read_text(encoding="utf-8"))
-    diffs = [f"{k} {pinned.get(k)!r} (asked: {job.get(k)!r})" for k in sorted(set(job) | set(pinned))
-             if pinned.get(k) != job.get(k)]
+    diffs = [
+        f"{k} {pinned.get(k)!r} (asked: {job.get(k)!r})"
+        for k in sorted(set(job) | set(pinned))
+        if pinned.get(k) != job.get(k)
+    ]
     if diffs:
         raise BatchMismatch(
             f"{path} pins another batch: {'; '.join(diffs)}. Use a new --out directory, or rerun with the "
@@ -156,8 +159,9 @@ def run_shard(
     out.mkdir(parents=True, exist_ok=True)
     version = version or pinned_version(out) or client.model_info(model).version
     request = {k: v for k, v in conditioning.items() if v is not None}
-    job = pin_job(out, {"model": model, "version": version, "seed": seed, "total": shard.total,
-                        "conditioning": request})
+    job = pin_job(
+        out, {"model": model, "version": version, "seed": seed, "total": shard.total, "conditioning": request}
+    )
     present = _present(out, shard)
     missing = [i for i in range(shard.start, shard.end) if i not in present]
     label = f"shard {shard.index}/{shard.count}" + (f" ({len(present)} already done)" if present else "")

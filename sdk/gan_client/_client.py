@@ -19,7 +19,6 @@ from typing import Any
 
 import grpc
 import numpy as np
-
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from . import _core
@@ -65,8 +64,10 @@ class _BaseClient:
         return from_rpc_error(exc, self.server, tls=self.tls)
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}({self.server!r}, tls={self.tls}, token={'set' if self._metadata else 'none'}, "
-                f"retries={'on' if self.retry else 'off'})")
+        return (
+            f"{type(self).__name__}({self.server!r}, tls={self.tls}, token={'set' if self._metadata else 'none'}, "
+            f"retries={'on' if self.retry else 'off'})"
+        )
 
 
 class GanClient(_BaseClient):
@@ -104,8 +105,18 @@ class GanClient(_BaseClient):
         retry: RetryPolicy | bool | None = True,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
     ) -> None:
-        super().__init__(server, timeout, token, tls, root_certificates, client_cert, client_key, tls_server_name,
-                         retry, max_message_bytes)
+        super().__init__(
+            server,
+            timeout,
+            token,
+            tls,
+            root_certificates,
+            client_cert,
+            client_key,
+            tls_server_name,
+            retry,
+            max_message_bytes,
+        )
         if self._credentials is not None:
             self._channel = grpc.secure_channel(self.server, self._credentials, options=self._options)
         else:
@@ -158,8 +169,17 @@ class GanClient(_BaseClient):
         """``n`` images (default 1, or one per row of ``latents``): image i is
         stream (seed, first_index + i)."""
         req = _core.sample_request(
-            model, n, seed, digit=digit, label=label, category=category, continuous=continuous,
-            latents=latents, version=version, return_latents=return_latents, first_index=first_index,
+            model,
+            n,
+            seed,
+            digit=digit,
+            label=label,
+            category=category,
+            continuous=continuous,
+            latents=latents,
+            version=version,
+            return_latents=return_latents,
+            first_index=first_index,
         )
         return _core.decode_sample(req, self._call(self._stub.Sample, req, timeout))
 
@@ -183,8 +203,17 @@ class GanClient(_BaseClient):
         < 1 MiB); ``chunk.start`` is the index of its first image. Arguments are
         checked at once; the call starts on the first ``next()``."""
         req = _core.sample_request(
-            model, n, seed, digit=digit, label=label, category=category, continuous=continuous,
-            latents=latents, version=version, return_latents=return_latents, first_index=first_index,
+            model,
+            n,
+            seed,
+            digit=digit,
+            label=label,
+            category=category,
+            continuous=continuous,
+            latents=latents,
+            version=version,
+            return_latents=return_latents,
+            first_index=first_index,
         )
         return self._stream(req, timeout)
 
@@ -228,8 +257,9 @@ class GanClient(_BaseClient):
         for name, value in (("start", start), ("end", end)):
             z = _core.endpoint_vector(name, value, info.latent_dim)
             if z is None:
-                fetched = self.sample(model, 1, seed=int(value), return_latents=True, version=info.version,
-                                      timeout=timeout, **cond)
+                fetched = self.sample(
+                    model, 1, seed=int(value), return_latents=True, version=info.version, timeout=timeout, **cond
+                )
                 z = _core.first_latent(fetched)
             zs.append(z)
         req, summary = _core.interpolation_request(model, info.version, start, end, zs[0], zs[1], steps, method, cond)
@@ -237,22 +267,32 @@ class GanClient(_BaseClient):
         result.request = summary
         return result
 
-    def encode(self, model: str, images: Any, *, version: str | None = None,
-               timeout: float | None = None) -> np.ndarray:
+    def encode(
+        self, model: str, images: Any, *, version: str | None = None, timeout: float | None = None
+    ) -> np.ndarray:
         """Latents (N, latent_dim) float32 for uint8 images (N, H, W, C) or (N, H, W),
         from the model's encoder (BiGAN, VAE-GAN). Models without one give InvalidArgument."""
         reqs = _core.encode_requests(model, images, version)
         return _core.decode_encode([self._call(self._stub.Encode, r, timeout) for r in reqs])
 
-    def reconstruct(self, model: str, images: Any, *, version: str | None = None,
-                    timeout: float | None = None) -> SampleResult:
+    def reconstruct(
+        self, model: str, images: Any, *, version: str | None = None, timeout: float | None = None
+    ) -> SampleResult:
         """Encode the images, then generate from those latents (``.latents`` holds them)."""
         parts, offset = [], 0
         for req in _core.encode_requests(model, images, version):
             resp = self._call(self._stub.Encode, req, timeout)
             latents = _core.decode_encode([resp])
-            parts.append(self.sample(model, latents=latents, version=resp.version, return_latents=True,
-                                     first_index=offset, timeout=timeout))
+            parts.append(
+                self.sample(
+                    model,
+                    latents=latents,
+                    version=resp.version,
+                    return_latents=True,
+                    first_index=offset,
+                    timeout=timeout,
+                )
+            )
             offset += len(latents)
         return SampleResult.concatenate(parts)
 
@@ -284,8 +324,18 @@ class AsyncGanClient(_BaseClient):
         retry: RetryPolicy | bool | None = True,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
     ) -> None:
-        super().__init__(server, timeout, token, tls, root_certificates, client_cert, client_key, tls_server_name,
-                         retry, max_message_bytes)
+        super().__init__(
+            server,
+            timeout,
+            token,
+            tls,
+            root_certificates,
+            client_cert,
+            client_key,
+            tls_server_name,
+            retry,
+            max_message_bytes,
+        )
         if self._credentials is not None:
             self._channel = grpc.aio.secure_channel(self.server, self._credentials, options=self._options)
         else:
@@ -331,8 +381,17 @@ class AsyncGanClient(_BaseClient):
         timeout: float | None = None,
     ) -> SampleResult:
         req = _core.sample_request(
-            model, n, seed, digit=digit, label=label, category=category, continuous=continuous,
-            latents=latents, version=version, return_latents=return_latents, first_index=first_index,
+            model,
+            n,
+            seed,
+            digit=digit,
+            label=label,
+            category=category,
+            continuous=continuous,
+            latents=latents,
+            version=version,
+            return_latents=return_latents,
+            first_index=first_index,
         )
         return _core.decode_sample(req, await self._call(self._stub.Sample, req, timeout))
 
@@ -354,8 +413,17 @@ class AsyncGanClient(_BaseClient):
     ) -> AsyncIterator[SampleResult]:
         """``async for chunk in client.sample_stream(...)``: see :meth:`GanClient.sample_stream`."""
         req = _core.sample_request(
-            model, n, seed, digit=digit, label=label, category=category, continuous=continuous,
-            latents=latents, version=version, return_latents=return_latents, first_index=first_index,
+            model,
+            n,
+            seed,
+            digit=digit,
+            label=label,
+            category=category,
+            continuous=continuous,
+            latents=latents,
+            version=version,
+            return_latents=return_latents,
+            first_index=first_index,
         )
         return self._stream(req, timeout)
 
@@ -392,8 +460,9 @@ class AsyncGanClient(_BaseClient):
             z = _core.endpoint_vector(name, value, info.latent_dim)
             if z is not None:
                 return z
-            fetched = await self.sample(model, 1, seed=int(value), return_latents=True, version=info.version,
-                                        timeout=timeout, **cond)
+            fetched = await self.sample(
+                model, 1, seed=int(value), return_latents=True, version=info.version, timeout=timeout, **cond
+            )
             return _core.first_latent(fetched)
 
         z_start, z_end = await asyncio.gather(endpoint("start", start), endpoint("end", end))
@@ -402,19 +471,29 @@ class AsyncGanClient(_BaseClient):
         result.request = summary
         return result
 
-    async def encode(self, model: str, images: Any, *, version: str | None = None,
-                     timeout: float | None = None) -> np.ndarray:
+    async def encode(
+        self, model: str, images: Any, *, version: str | None = None, timeout: float | None = None
+    ) -> np.ndarray:
         reqs = _core.encode_requests(model, images, version)
         return _core.decode_encode(await asyncio.gather(*(self._call(self._stub.Encode, r, timeout) for r in reqs)))
 
-    async def reconstruct(self, model: str, images: Any, *, version: str | None = None,
-                          timeout: float | None = None) -> SampleResult:
+    async def reconstruct(
+        self, model: str, images: Any, *, version: str | None = None, timeout: float | None = None
+    ) -> SampleResult:
         parts, offset = [], 0
         for req in _core.encode_requests(model, images, version):
             resp = await self._call(self._stub.Encode, req, timeout)
             latents = _core.decode_encode([resp])
-            parts.append(await self.sample(model, latents=latents, version=resp.version, return_latents=True,
-                                           first_index=offset, timeout=timeout))
+            parts.append(
+                await self.sample(
+                    model,
+                    latents=latents,
+                    version=resp.version,
+                    return_latents=True,
+                    first_index=offset,
+                    timeout=timeout,
+                )
+            )
             offset += len(latents)
         return SampleResult.concatenate(parts)
 

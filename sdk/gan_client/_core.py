@@ -39,18 +39,22 @@ def _duration(seconds: float) -> str:
 
 def service_config(retry: RetryPolicy) -> str:
     """The channel's service config: gRPC's own retry policy for every Generator method."""
-    return json.dumps({
-        "methodConfig": [{
-            "name": [{"service": SERVICE_NAME}],
-            "retryPolicy": {
-                "maxAttempts": retry.max_attempts,
-                "initialBackoff": _duration(retry.initial_backoff),
-                "maxBackoff": _duration(retry.max_backoff),
-                "backoffMultiplier": retry.backoff_multiplier,
-                "retryableStatusCodes": [c.upper() for c in retry.status_codes],
-            },
-        }],
-    })
+    return json.dumps(
+        {
+            "methodConfig": [
+                {
+                    "name": [{"service": SERVICE_NAME}],
+                    "retryPolicy": {
+                        "maxAttempts": retry.max_attempts,
+                        "initialBackoff": _duration(retry.initial_backoff),
+                        "maxBackoff": _duration(retry.max_backoff),
+                        "backoffMultiplier": retry.backoff_multiplier,
+                        "retryableStatusCodes": [c.upper() for c in retry.status_codes],
+                    },
+                }
+            ],
+        }
+    )
 
 
 def channel_options(
@@ -173,8 +177,12 @@ def sample_request(
     if arr is not None and arr.shape[0] != n:
         raise ValueError(f"latents must have shape (n, latent_dim) = ({n}, ...), got {arr.shape}")
     req = pb.SampleRequest(
-        model=model, version=version or "", count=int(n), seed=_check_uint64("seed", seed),
-        return_latents=return_latents, first_index=_check_uint64("first_index", first_index),
+        model=model,
+        version=version or "",
+        count=int(n),
+        seed=_check_uint64("seed", seed),
+        return_latents=return_latents,
+        first_index=_check_uint64("first_index", first_index),
     )
     if digit is not None:
         req.digit = int(digit)
@@ -268,8 +276,9 @@ def as_image_batch(images: Any) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def encode_requests(model: str, images: Any, version: str | None = None,
-                    batch: int = ENCODE_BATCH) -> list[pb.EncodeRequest]:
+def encode_requests(
+    model: str, images: Any, version: str | None = None, batch: int = ENCODE_BATCH
+) -> list[pb.EncodeRequest]:
     """EncodeRequests of at most ``batch`` images each."""
     arr = as_image_batch(images)
     _, h, w, c = arr.shape

@@ -99,8 +99,11 @@ _BY_CODE: dict[grpc.StatusCode, type[APIError]] = {
 _HANDSHAKE = re.compile(r"(tls|ssl) handshake|TSI_|CERTIFICATE_VERIFY_FAILED|WRONG_VERSION_NUMBER", re.IGNORECASE)
 # gRPC's UNAVAILABLE messages when the connection itself failed (as opposed to
 # a server that answered UNAVAILABLE, e.g. while draining).
-_NO_CONNECTION = re.compile(r"failed to connect|connection refused|socket closed|connect failed|"
-                            r"name resolution|DNS resolution|unreachable|Connection reset", re.IGNORECASE)
+_NO_CONNECTION = re.compile(
+    r"failed to connect|connection refused|socket closed|connect failed|"
+    r"name resolution|DNS resolution|unreachable|Connection reset",
+    re.IGNORECASE,
+)
 
 
 def from_rpc_error(error: grpc.RpcError, server: str, *, tls: bool = False) -> APIError:
@@ -110,19 +113,27 @@ def from_rpc_error(error: grpc.RpcError, server: str, *, tls: bool = False) -> A
     name = code.name if code is not None else "UNKNOWN"
     if code == grpc.StatusCode.UNAVAILABLE:
         if _HANDSHAKE.search(details):
-            hint = ("the server does not speak TLS: drop tls=/--tls" if "WRONG_VERSION_NUMBER" in details
-                    else "check root_certificates/--ca-cert (the CA that signed the server's certificate) "
-                         "and that the address matches the certificate's names")
+            hint = (
+                "the server does not speak TLS: drop tls=/--tls"
+                if "WRONG_VERSION_NUMBER" in details
+                else "check root_certificates/--ca-cert (the CA that signed the server's certificate) "
+                "and that the address matches the certificate's names"
+            )
             return TLSError(f"TLS handshake with {server} failed: {hint} ({details})", name, details)
         if "socket closed" in details.lower():
             if tls:
                 return TLSError(
                     f"{server} closed the connection during the TLS handshake: if it requires client "
                     f"certificates (mTLS), pass client_cert=/client_key= (--client-cert/--client-key) "
-                    f"signed by its client CA ({details})", name, details)
+                    f"signed by its client CA ({details})",
+                    name,
+                    details,
+                )
             return ConnectionFailed(
-                f"{server} closed the connection: if it serves TLS, connect with tls=True (--tls) "
-                f"({details})", name, details)
+                f"{server} closed the connection: if it serves TLS, connect with tls=True (--tls) ({details})",
+                name,
+                details,
+            )
         if _NO_CONNECTION.search(details) or not details:
             return ConnectionFailed(f"cannot reach a gan-server at {server} ({details})", name, details)
         return Unavailable(f"{server} is unavailable: {details}", name, details)

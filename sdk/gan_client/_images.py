@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, PngImagePlugin
 
+
 def make_grid(images: np.ndarray, cols: int | None = None, pad: int = 2, background: int = 0) -> np.ndarray:
     """Tile (N, H, W, C) uint8 images into one (rows*(H+pad)+pad, ..., C) array."""
     if images.ndim != 4:

@@ -33,7 +33,12 @@ class Progress:
         self._bar: Any = None
         if enabled and total > 0:
             self._bar = click.progressbar(
-                length=total, label=label, file=sys.stderr, show_eta=False, show_pos=True, show_percent=True,
+                length=total,
+                label=label,
+                file=sys.stderr,
+                show_eta=False,
+                show_pos=True,
+                show_percent=True,
                 item_show_func=lambda _item: self.rate_text(),
             )
 
@@ -57,7 +62,8 @@ class Progress:
             self._bar.__enter__()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if self._bar is not None:
             self._bar.__exit__(exc_type, exc, tb)

@@ -112,38 +112,90 @@ pass_client = click.make_pass_decorator(GanClient)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--server", envvar=SERVER_ENV, default=DEFAULT_SERVER, show_default=True,
-              help=f"HOST:PORT of the gan-server (env {SERVER_ENV}).")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Per-call deadline in seconds (default 60; a stream's covers the whole stream).")
-@click.option("--token", envvar=TOKEN_ENV, default=None, show_envvar=True,
-              help="Bearer token for servers started with --token-file.")
+@click.option(
+    "--server",
+    envvar=SERVER_ENV,
+    default=DEFAULT_SERVER,
+    show_default=True,
+    help=f"HOST:PORT of the gan-server (env {SERVER_ENV}).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Per-call deadline in seconds (default 60; a stream's covers the whole stream).",
+)
+@click.option(
+    "--token",
+    envvar=TOKEN_ENV,
+    default=None,
+    show_envvar=True,
+    help="Bearer token for servers started with --token-file.",
+)
 @click.option("--tls", is_flag=True, help="Connect with TLS (system CAs unless --ca-cert).")
-@click.option("--ca-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="PEM CA bundle that signed the server's certificate (implies --tls).")
-@click.option("--client-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="PEM client certificate, for servers that require mTLS (implies --tls).")
-@click.option("--client-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="PEM private key of --client-cert.")
+@click.option(
+    "--ca-cert",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="PEM CA bundle that signed the server's certificate (implies --tls).",
+)
+@click.option(
+    "--client-cert",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="PEM client certificate, for servers that require mTLS (implies --tls).",
+)
+@click.option(
+    "--client-key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="PEM private key of --client-cert.",
+)
 @click.option("--tls-server-name", default=None, help="Name to verify in the server certificate, if not the host.")
-@click.option("--retries/--no-retries", default=True, show_default=True,
-              help="Retry UNAVAILABLE with exponential backoff (gRPC retry policy).")
-@click.option("--progress/--no-progress", default=None,
-              help="Progress bar on stderr for long work. Default: when stdout and stderr are terminals.")
+@click.option(
+    "--retries/--no-retries",
+    default=True,
+    show_default=True,
+    help="Retry UNAVAILABLE with exponential backoff (gRPC retry policy).",
+)
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress bar on stderr for long work. Default: when stdout and stderr are terminals.",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.pass_context
-def cli(ctx: click.Context, server: str, timeout: float | None, token: str | None, tls: bool, ca_cert: Path | None,
-        client_cert: Path | None, client_key: Path | None, tls_server_name: str | None, retries: bool,
-        progress: bool | None, debug: bool) -> None:
+def cli(
+    ctx: click.Context,
+    server: str,
+    timeout: float | None,
+    token: str | None,
+    tls: bool,
+    ca_cert: Path | None,
+    client_cert: Path | None,
+    client_key: Path | None,
+    tls_server_name: str | None,
+    retries: bool,
+    progress: bool | None,
+    debug: bool,
+) -> None:
     """Sample images from GAN generators served by gan-server."""
     ctx.meta["gan_debug"] = debug
     ctx.meta["gan_progress"] = progress_enabled(progress)
     if (client_cert is None) != (client_key is None):
         raise click.UsageError("mTLS needs both --client-cert and --client-key")
     with _usage_errors():
-        client = GanClient(server, timeout=timeout, token=token, tls=tls, root_certificates=ca_cert,
-                           client_cert=client_cert, client_key=client_key, tls_server_name=tls_server_name,
-                           retry=retries)
+        client = GanClient(
+            server,
+            timeout=timeout,
+            token=token,
+            tls=tls,
+            root_certificates=ca_cert,
+            client_cert=client_cert,
+            client_key=client_key,
+            tls_server_name=tls_server_name,
+            retry=retries,
+        )
     ctx.obj = ctx.with_resource(client)
 
 
@@ -181,8 +233,9 @@ def list_models(client: GanClient, as_json: bool) -> None:
         return
     rows = [("NAME", "VERSION", "VARIANT", "DATASET", "IMAGE", "CONDITIONING")]
     for m in models:
-        rows.append((m.name, m.version, m.variant, m.dataset, f"{m.height}x{m.width}x{m.channels}",
-                     _describe_conditioning(m)))
+        rows.append(
+            (m.name, m.version, m.variant, m.dataset, f"{m.height}x{m.width}x{m.channels}", _describe_conditioning(m))
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for r in rows:
         click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=False)) + "  " + r[-1])
@@ -191,12 +244,20 @@ def list_models(client: GanClient, as_json: bool) -> None:
 def _info_dict(m: ModelInfo) -> dict[str, Any]:
     c = m.conditioning
     return {
-        "name": m.name, "version": m.version, "versions": list(m.versions), "variant": m.variant,
-        "dataset": m.dataset, "image": [m.height, m.width, m.channels], "latent_dim": m.latent_dim,
+        "name": m.name,
+        "version": m.version,
+        "versions": list(m.versions),
+        "variant": m.variant,
+        "dataset": m.dataset,
+        "image": [m.height, m.width, m.channels],
+        "latent_dim": m.latent_dim,
         "latent_prior": m.latent_prior,
         "conditioning": {
-            "kind": c.kind, "class_names": list(c.class_names), "num_categories": c.num_categories,
-            "num_continuous": c.num_continuous, "category_to_digit": list(c.category_to_digit),
+            "kind": c.kind,
+            "class_names": list(c.class_names),
+            "num_categories": c.num_categories,
+            "num_continuous": c.num_continuous,
+            "category_to_digit": list(c.category_to_digit),
             "continuous_range": list(c.continuous_range),
         },
     }
@@ -230,7 +291,9 @@ def info(client: GanClient, model: str, version: str | None, as_json: bool) -> N
         lines.append(f"{key + ':':<15}{_fmt(value)}")
     training = m.manifest.get("training", {})
     if training:
-        lines.append("training:      " + ", ".join(f"{k}={_fmt(v)}" for k, v in training.items() if not isinstance(v, dict)))
+        lines.append(
+            "training:      " + ", ".join(f"{k}={_fmt(v)}" for k, v in training.items() if not isinstance(v, dict))
+        )
     for key, value in m.manifest.get("metrics", {}).items():
         lines.append(f"{key + ':':<15}{_fmt(value)}")
     click.echo("\n".join(lines))
@@ -260,20 +323,28 @@ def _parse_codes(ctx: click.Context, param: click.Parameter, value: str | None) 
 
 def _conditioning_options(f: Any) -> Any:
     """--digit/--label/--category/--code/--version, shared by sample, interpolate and batch."""
-    for decorator in reversed([
-        click.option("--digit", type=click.IntRange(0, 9), default=None, help="Digit to draw (cgan, infogan)."),
-        click.option("--label", default=None, help="Class name to draw, e.g. sneaker (cgan, infogan digit names)."),
-        click.option("--category", type=click.IntRange(min=0), default=None, help="Raw InfoGAN category."),
-        click.option("--code", "codes", callback=_parse_codes, default=None,
-                     help="InfoGAN continuous codes, comma-separated, e.g. 1.5,0."),
-        click.option("--version", default=None, help="Model version (default: latest)."),
-    ]):
+    for decorator in reversed(
+        [
+            click.option("--digit", type=click.IntRange(0, 9), default=None, help="Digit to draw (cgan, infogan)."),
+            click.option("--label", default=None, help="Class name to draw, e.g. sneaker (cgan, infogan digit names)."),
+            click.option("--category", type=click.IntRange(min=0), default=None, help="Raw InfoGAN category."),
+            click.option(
+                "--code",
+                "codes",
+                callback=_parse_codes,
+                default=None,
+                help="InfoGAN continuous codes, comma-separated, e.g. 1.5,0.",
+            ),
+            click.option("--version", default=None, help="Model version (default: latest)."),
+        ]
+    ):
         f = decorator(f)
     return f
 
 
-def _conditioning(digit: int | None, label: str | None, category: int | None,
-                  codes: list[float] | None) -> dict[str, Any]:
+def _conditioning(
+    digit: int | None, label: str | None, category: int | None, codes: list[float] | None
+) -> dict[str, Any]:
     chosen = [name for name, v in (("--digit", digit), ("--label", label), ("--category", category)) if v is not None]
     if len(chosen) > 1:
         raise click.UsageError(f"give at most one of --digit, --label, --category (got {', '.join(chosen)})")
@@ -294,25 +365,68 @@ def _load_latents(ctx: click.Context, param: click.Parameter, value: Path | None
 
 @cli.command()
 @click.option("--model", "-m", required=True, help="Model name (see `gan-client list`).")
-@click.option("-n", "--count", "n", type=click.IntRange(min=1), default=None,
-              help="Number of images (default 16, or one per row of --latents).")
-@click.option("--seed", type=click.IntRange(0, 2**64 - 1), default=None,
-              help="Seed; the same seed gives byte-identical images. Default: random, printed on stderr.")
-@click.option("--first-index", type=click.IntRange(0, 2**64 - 1), default=0, show_default=True,
-              help="Index of the first image in the seed's sequence.")
+@click.option(
+    "-n",
+    "--count",
+    "n",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Number of images (default 16, or one per row of --latents).",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(0, 2**64 - 1),
+    default=None,
+    help="Seed; the same seed gives byte-identical images. Default: random, printed on stderr.",
+)
+@click.option(
+    "--first-index",
+    type=click.IntRange(0, 2**64 - 1),
+    default=0,
+    show_default=True,
+    help="Index of the first image in the seed's sequence.",
+)
 @_conditioning_options
-@click.option("--latents", "latents", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              callback=_load_latents, help="Explicit latent vectors: a .npy float array (n, latent_dim).")
-@click.option("--save-latents", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Also write the latent vectors used to this .npy file.")
-@click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
-              help="X.png: one grid; X.npy: uint8 array (N,H,W,C); a directory: one PNG per image. "
-                   "Default: a grid PNG in the current folder.")
+@click.option(
+    "--latents",
+    "latents",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    callback=_load_latents,
+    help="Explicit latent vectors: a .npy float array (n, latent_dim).",
+)
+@click.option(
+    "--save-latents",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the latent vectors used to this .npy file.",
+)
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="X.png: one grid; X.npy: uint8 array (N,H,W,C); a directory: one PNG per image. "
+    "Default: a grid PNG in the current folder.",
+)
 @click.option("--cols", type=click.IntRange(min=1), default=None, help="Grid columns (default: square).")
 @click.pass_context
-def sample(ctx: click.Context, model: str, n: int | None, seed: int | None, first_index: int, digit: int | None,
-           label: str | None, category: int | None, codes: list[float] | None, version: str | None,
-           latents: np.ndarray | None, save_latents: Path | None, out: Path | None, cols: int | None) -> None:
+def sample(
+    ctx: click.Context,
+    model: str,
+    n: int | None,
+    seed: int | None,
+    first_index: int,
+    digit: int | None,
+    label: str | None,
+    category: int | None,
+    codes: list[float] | None,
+    version: str | None,
+    latents: np.ndarray | None,
+    save_latents: Path | None,
+    out: Path | None,
+    cols: int | None,
+) -> None:
     """Generate images and write them as a grid PNG, a .npy array or a folder of PNGs."""
     client: GanClient = ctx.obj
     cond = _conditioning(digit, label, category, codes)
@@ -327,8 +441,16 @@ def sample(ctx: click.Context, model: str, n: int | None, seed: int | None, firs
         seed = secrets.randbits(63)
         click.echo(f"seed {seed}", err=True)
     with _usage_errors():
-        stream = client.sample_stream(model, n, seed, first_index=first_index, latents=latents, version=version,
-                                      return_latents=save_latents is not None, **cond)
+        stream = client.sample_stream(
+            model,
+            n,
+            seed,
+            first_index=first_index,
+            latents=latents,
+            version=version,
+            return_latents=save_latents is not None,
+            **cond,
+        )
     parts = []
     with Progress(n, f"{model}", ctx.meta["gan_progress"]) as bar:
         for part in stream:
@@ -348,16 +470,37 @@ def sample(ctx: click.Context, model: str, n: int | None, seed: int | None, firs
 @click.option("--from", "start", type=click.IntRange(0, 2**64 - 1), required=True, help="Seed of the first frame.")
 @click.option("--to", "end", type=click.IntRange(0, 2**64 - 1), required=True, help="Seed of the last frame.")
 @click.option("--steps", type=click.IntRange(min=2), default=10, show_default=True, help="Frames, ends included.")
-@click.option("--method", type=click.Choice(METHODS), default="lerp", show_default=True,
-              help="Linear or spherical interpolation of the latent vectors.")
+@click.option(
+    "--method",
+    type=click.Choice(METHODS),
+    default="lerp",
+    show_default=True,
+    help="Linear or spherical interpolation of the latent vectors.",
+)
 @_conditioning_options
-@click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
-              help="X.png: a one-row strip; X.npy: uint8 frames (steps,H,W,C); a directory: one PNG per frame. "
-                   "Default: a strip PNG in the current folder.")
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="X.png: a one-row strip; X.npy: uint8 frames (steps,H,W,C); a directory: one PNG per frame. "
+    "Default: a strip PNG in the current folder.",
+)
 @pass_client
-def interpolate(client: GanClient, model: str, start: int, end: int, steps: int, method: str, digit: int | None,
-                label: str | None, category: int | None, codes: list[float] | None, version: str | None,
-                out: Path | None) -> None:
+def interpolate(
+    client: GanClient,
+    model: str,
+    start: int,
+    end: int,
+    steps: int,
+    method: str,
+    digit: int | None,
+    label: str | None,
+    category: int | None,
+    codes: list[float] | None,
+    version: str | None,
+    out: Path | None,
+) -> None:
     """A strip of frames whose latent vector walks from one seed's image 0 to another's.
 
     Conditional models need --digit/--label (or --category); InfoGAN codes
@@ -377,8 +520,13 @@ def interpolate(client: GanClient, model: str, start: int, end: int, steps: int,
 @click.option("--model", "-m", required=True, help="A model with an encoder (BiGAN, VAE-GAN).")
 @click.argument("images", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--version", default=None, help="Model version (default: latest).")
-@click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Where to write the latents: a .npy float32 array (N, latent_dim), in argument order.")
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Where to write the latents: a .npy float32 array (N, latent_dim), in argument order.",
+)
 @pass_client
 def encode(client: GanClient, model: str, images: tuple[Path, ...], version: str | None, out: Path) -> None:
     """Map images to latent vectors with the model's encoder."""
@@ -406,7 +554,8 @@ def _read_images(paths: tuple[Path, ...], info: ModelInfo) -> np.ndarray:
         if arr.shape[:2] != (info.height, info.width):
             raise click.BadParameter(
                 f"{path} is {arr.shape[1]}x{arr.shape[0]}; model {info.name!r} takes {info.width}x{info.height}",
-                param_hint="IMAGES")
+                param_hint="IMAGES",
+            )
         arrays.append(arr.reshape(info.height, info.width, info.channels))
     return np.stack(arrays)
 
@@ -415,19 +564,51 @@ def _read_images(paths: tuple[Path, ...], info: ModelInfo) -> np.ndarray:
 @click.option("--model", "-m", required=True, help="Model name.")
 @click.option("--total", type=click.IntRange(min=1), required=True, help="Images in the whole job (all shards).")
 @click.option("--seed", type=click.IntRange(0, 2**64 - 1), required=True, help="Seed of the whole job.")
-@click.option("--shard-index", type=click.IntRange(min=0), envvar=SHARD_INDEX_ENV, default=None,
-              help=f"This shard's index (env {SHARD_INDEX_ENV}, set by Kubernetes Indexed Jobs).")
-@click.option("--shard-count", type=click.IntRange(min=1), envvar=SHARD_COUNT_ENV, default=None,
-              help=f"Number of shards (env {SHARD_COUNT_ENV}: set it to the Job's completions).")
+@click.option(
+    "--shard-index",
+    type=click.IntRange(min=0),
+    envvar=SHARD_INDEX_ENV,
+    default=None,
+    help=f"This shard's index (env {SHARD_INDEX_ENV}, set by Kubernetes Indexed Jobs).",
+)
+@click.option(
+    "--shard-count",
+    type=click.IntRange(min=1),
+    envvar=SHARD_COUNT_ENV,
+    default=None,
+    help=f"Number of shards (env {SHARD_COUNT_ENV}: set it to the Job's completions).",
+)
 @_conditioning_options
-@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Output directory (shared by all shards).")
-@click.option("--chunk", type=click.IntRange(min=1), default=BATCH_CHUNK, show_default=True,
-              help="Images per request; a killed shard redoes at most one chunk.")
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Output directory (shared by all shards).",
+)
+@click.option(
+    "--chunk",
+    type=click.IntRange(min=1),
+    default=BATCH_CHUNK,
+    show_default=True,
+    help="Images per request; a killed shard redoes at most one chunk.",
+)
 @click.pass_context
-def batch(ctx: click.Context, model: str, total: int, seed: int, shard_index: int | None, shard_count: int | None,
-          digit: int | None, label: str | None, category: int | None, codes: list[float] | None,
-          version: str | None, out: Path, chunk: int) -> None:
+def batch(
+    ctx: click.Context,
+    model: str,
+    total: int,
+    seed: int,
+    shard_index: int | None,
+    shard_count: int | None,
+    digit: int | None,
+    label: str | None,
+    category: int | None,
+    codes: list[float] | None,
+    version: str | None,
+    out: Path,
+    chunk: int,
+) -> None:
     """Generate one shard of a large, resumable batch: one PNG per image.
 
     Shard I of K owns images [I*N//K, (I+1)*N//K) of the seed's sequence and
@@ -442,20 +623,33 @@ def batch(ctx: click.Context, model: str, total: int, seed: int, shard_index: in
     if shard_count is None:
         raise click.UsageError(f"--shard-count is required (or set {SHARD_COUNT_ENV} to the Job's completions)")
     if shard_index >= shard_count:
-        raise click.BadParameter(f"must be below --shard-count ({shard_count}), got {shard_index}",
-                                 param_hint="--shard-index")
+        raise click.BadParameter(
+            f"must be below --shard-count ({shard_count}), got {shard_index}", param_hint="--shard-index"
+        )
     if shard_count > total:
         raise click.BadParameter(f"more shards ({shard_count}) than images ({total})", param_hint="--shard-count")
     if out.exists() and not out.is_dir():
         raise click.BadParameter(f"{out} is not a directory", param_hint="--out")
     shard = Shard(shard_index, shard_count, total)
     try:
-        manifest = run_shard(client, out, shard, model=model, seed=seed, version=version, conditioning=cond,
-                             chunk=chunk, progress=ctx.meta["gan_progress"])
+        manifest = run_shard(
+            client,
+            out,
+            shard,
+            model=model,
+            seed=seed,
+            version=version,
+            conditioning=cond,
+            chunk=chunk,
+            progress=ctx.meta["gan_progress"],
+        )
     except BatchMismatch as exc:
         raise click.UsageError(str(exc)) from None
-    click.echo(f"shard {shard.index}/{shard.count}: images [{shard.start}, {shard.end}) of seed {seed}: "
-               f"{manifest['written']} written, {manifest['count'] - manifest['written']} already there", err=True)
+    click.echo(
+        f"shard {shard.index}/{shard.count}: images [{shard.start}, {shard.end}) of seed {seed}: "
+        f"{manifest['written']} written, {manifest['count'] - manifest['written']} already there",
+        err=True,
+    )
     click.echo(str(out / shard.manifest_name))
 
 

@@ -167,8 +167,9 @@ class Dispatcher:
         key = id(model)
         batcher = self._batchers.get(key)
         if batcher is None or batcher.model is not model:
-            batcher = DynamicBatcher(model, self.executor, self.max_batch, self.delay or 0.0, self.max_in_flight,
-                                     self.observer)
+            batcher = DynamicBatcher(
+                model, self.executor, self.max_batch, self.delay or 0.0, self.max_in_flight, self.observer
+            )
             self._batchers[key] = batcher
         return batcher
 

@@ -73,12 +73,14 @@ class TokenAuthInterceptor(grpc.aio.ServerInterceptor):
         if handler.unary_stream:
             return _wrap_unary_stream(handler, deny_stream)
         if handler.stream_stream:
+
             async def deny_bidi(request_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
                 await context.abort(grpc.StatusCode.UNAUTHENTICATED, message)
                 yield  # pragma: no cover
 
             return grpc.stream_stream_rpc_method_handler(
-                deny_bidi, request_deserializer=handler.request_deserializer,
+                deny_bidi,
+                request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         return handler
@@ -97,17 +99,35 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
             return ""
         return name if self.known_model(name) else "unknown"
 
-    def _finish(self, method: str, request: Any, context: grpc.aio.ServicerContext, started: float,
-                request_id: str, code: grpc.StatusCode | None) -> None:
+    def _finish(
+        self,
+        method: str,
+        request: Any,
+        context: grpc.aio.ServicerContext,
+        started: float,
+        request_id: str,
+        code: grpc.StatusCode | None,
+    ) -> None:
         code_name = (code or grpc.StatusCode.OK).name
         elapsed = time.perf_counter() - started
         model = self._model_label(request)
         if self.metrics is not None:
             self.metrics.observe_rpc(method, model, code_name, elapsed)
-        log.info("rpc %s model=%s code=%s ms=%.2f request_id=%s", method, model or "-", code_name,
-                 elapsed * 1000, request_id,
-                 extra={"request_id": request_id, "method": method, "model": model, "code": code_name,
-                        "ms": round(elapsed * 1000, 3)})
+        log.info(
+            "rpc %s model=%s code=%s ms=%.2f request_id=%s",
+            method,
+            model or "-",
+            code_name,
+            elapsed * 1000,
+            request_id,
+            extra={
+                "request_id": request_id,
+                "method": method,
+                "model": model,
+                "code": code_name,
+                "ms": round(elapsed * 1000, 3),
+            },
+        )
 
     async def intercept_service(self, continuation, details: grpc.HandlerCallDetails):  # type: ignore[override]
         handler = await continuation(details)

@@ -147,7 +147,9 @@ class _Reader:
     def fail(self, name: str, problem: str) -> ManifestError:
         return ManifestError(self.path, name, problem)
 
-    def get(self, obj: dict, key: str, prefix: str, kind: type | tuple, required: bool = True, default: Any = None) -> Any:
+    def get(
+        self, obj: dict, key: str, prefix: str, kind: type | tuple, required: bool = True, default: Any = None
+    ) -> Any:
         name = f"{prefix}{key}"
         if key not in obj:
             if required:
@@ -181,7 +183,14 @@ class _Reader:
 
 
 def _kind_name(kind: type | tuple) -> str:
-    names = {str: "a string", int: "an integer", float: "a number", dict: "an object", list: "a list", bool: "a boolean"}
+    names = {
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        dict: "an object",
+        list: "a list",
+        bool: "a boolean",
+    }
     if isinstance(kind, tuple):
         return " or ".join(names.get(k, k.__name__) for k in kind)
     return names.get(kind, kind.__name__)
@@ -266,8 +275,7 @@ def parse_manifest(data: Any, path: Path | str = MANIFEST_NAME) -> Manifest:
     if [(t.name, t.dtype) for t in inputs] != [(t.name, t.dtype) for t in want]:
         raise r.fail(
             "inputs",
-            f"do not match the conditioning {kind!r}: expected "
-            + ", ".join(f"{t.name}:{t.dtype}" for t in want),
+            f"do not match the conditioning {kind!r}: expected " + ", ".join(f"{t.name}:{t.dtype}" for t in want),
         )
     for got, exp in zip(inputs, want):
         if got.shape != exp.shape:

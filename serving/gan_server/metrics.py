@@ -32,11 +32,15 @@ class Metrics:
             "gan_request_latency_seconds", "RPC latency.", ["method", "model"], buckets=_LATENCY_BUCKETS, registry=r
         )
         self.queue = Histogram(
-            "gan_queue_seconds", "Time a chunk waited for its backend run.", ["model"], buckets=_LATENCY_BUCKETS,
+            "gan_queue_seconds",
+            "Time a chunk waited for its backend run.",
+            ["model"],
+            buckets=_LATENCY_BUCKETS,
             registry=r,
         )
-        self.batch = Histogram("gan_batch_size", "Images per backend run.", ["model"], buckets=_BATCH_BUCKETS,
-                               registry=r)
+        self.batch = Histogram(
+            "gan_batch_size", "Images per backend run.", ["model"], buckets=_BATCH_BUCKETS, registry=r
+        )
         self.images = Counter("gan_images_generated", "Images generated.", ["model"], registry=r)
         self.models_loaded = Gauge("gan_models_loaded", "Loaded model versions.", registry=r)
 

@@ -51,8 +51,9 @@ class InputSpec:
 
 
 class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
-    def __init__(self, repo: ModelRepository, dispatcher: Dispatcher, max_count: int,
-                 max_message_bytes: int = 64 << 20) -> None:
+    def __init__(
+        self, repo: ModelRepository, dispatcher: Dispatcher, max_count: int, max_message_bytes: int = 64 << 20
+    ) -> None:
         self.repo = repo
         self.dispatcher = dispatcher
         self.max_count = max_count
@@ -106,8 +107,13 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         )
 
 
-def add_oip_servicer(server: grpc.aio.Server, repo: ModelRepository, dispatcher: Dispatcher, max_count: int,
-                     max_message_bytes: int = 64 << 20) -> None:
+def add_oip_servicer(
+    server: grpc.aio.Server,
+    repo: ModelRepository,
+    dispatcher: Dispatcher,
+    max_count: int,
+    max_message_bytes: int = 64 << 20,
+) -> None:
     """Serve ``inference.GRPCInferenceService`` on ``server``.
 
     Like the generated ``add_GRPCInferenceServiceServicer_to_server``, except

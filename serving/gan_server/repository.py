@@ -134,7 +134,9 @@ class ModelRepository:
         if self.backend == "torchscript":
             entry = manifest.files.get("torchscript")
             if entry is None:
-                raise ManifestError(version_dir / MANIFEST_NAME, "files.torchscript", "is missing (--backend torchscript)")
+                raise ManifestError(
+                    version_dir / MANIFEST_NAME, "files.torchscript", "is missing (--backend torchscript)"
+                )
             backend = TorchScriptBackend(
                 version_dir / entry.path, [t.name for t in manifest.inputs], device=self.device, threads=self.threads
             )
@@ -142,8 +144,9 @@ class ModelRepository:
             backend = OnnxBackend(version_dir / manifest.files["onnx"].path, device=self.device, threads=self.threads)
         encoder = None
         if "encoder_onnx" in manifest.files:
-            encoder = OnnxBackend(version_dir / manifest.files["encoder_onnx"].path, device=self.device,
-                                  threads=self.threads)
+            encoder = OnnxBackend(
+                version_dir / manifest.files["encoder_onnx"].path, device=self.device, threads=self.threads
+            )
         return LoadedModel(manifest, backend, version_dir, encoder=encoder)
 
     # -- lookup -------------------------------------------------------------

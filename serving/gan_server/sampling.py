@@ -98,7 +98,9 @@ class LoadedModel:
             raise InvalidArgument("seed", f"must be in [0, 2**64 - 1], got {spec.seed}")
         if not 0 <= spec.first_index <= MAX_SEED - spec.count:
             raise InvalidArgument("first_index", f"first_index + count must stay below 2**64, got {spec.first_index}")
-        asked = [f for f, v in (("digit", spec.digit), ("label", spec.label), ("category", spec.category)) if v is not None]
+        asked = [
+            f for f, v in (("digit", spec.digit), ("label", spec.label), ("category", spec.category)) if v is not None
+        ]
         if len(asked) > 1:
             raise InvalidArgument(asked[1], f"give at most one of digit, label, category (got {', '.join(asked)})")
         if asked and cond.kind == "none":
@@ -122,7 +124,8 @@ class LoadedModel:
                 raise InvalidArgument("continuous", f"model {m.name!r} has no continuous codes")
             if len(spec.continuous) != cond.num_continuous:
                 raise InvalidArgument(
-                    "continuous", f"model {m.name!r} has {cond.num_continuous} continuous codes, got {len(spec.continuous)} values"
+                    "continuous",
+                    f"model {m.name!r} has {cond.num_continuous} continuous codes, got {len(spec.continuous)} values",
                 )
             if not all(math.isfinite(v) for v in spec.continuous):
                 raise InvalidArgument("continuous", "values must be finite (no NaN or inf)")

@@ -18,10 +18,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import grpc
+from gan_client._proto.gan.v1 import generator_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-
-from gan_client._proto.gan.v1 import generator_pb2
 
 from .batching import Dispatcher
 from .errors import add_lenient_service
@@ -153,8 +152,10 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None
         observer=metrics.observe_batch if metrics else None,
     )
     add_lenient_service(
-        server, GeneratorServicer(repo, dispatcher, config.max_count, config.max_stream_count, max_bytes),
-        generator_pb2, SERVICE_NAME,
+        server,
+        GeneratorServicer(repo, dispatcher, config.max_count, config.max_stream_count, max_bytes),
+        generator_pb2,
+        SERVICE_NAME,
     )
     # Imported here, not at module level: the OIP messages live in protobuf's
     # process-wide pool under the spec's package name `inference`, which stock
@@ -167,15 +168,19 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (SERVICE_NAME, OIP_SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+        (
+            SERVICE_NAME,
+            OIP_SERVICE_NAME,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ),
         server,
     )
     for service in ("", SERVICE_NAME):
         await health_servicer.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
     address = f"[{config.host}]:{config.port}" if ":" in config.host else f"{config.host}:{config.port}"
     try:
-        port = (server.add_secure_port(address, credentials) if credentials
-                else server.add_insecure_port(address))
+        port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
     except RuntimeError as exc:
         raise RuntimeError(f"cannot bind {address}: {exc}") from None
     await server.start()

@@ -11,7 +11,6 @@ import json
 
 import grpc
 import numpy as np
-
 from gan_client._proto.gan.v1 import generator_pb2 as pb
 from gan_client._proto.gan.v1 import generator_pb2_grpc as pb_grpc
 
@@ -28,8 +27,14 @@ _KINDS = {
 
 
 class GeneratorServicer(pb_grpc.GeneratorServicer):
-    def __init__(self, repo: ModelRepository, dispatcher: Dispatcher, max_count: int,
-                 max_stream_count: int = 1_000_000, max_message_bytes: int = 64 << 20) -> None:
+    def __init__(
+        self,
+        repo: ModelRepository,
+        dispatcher: Dispatcher,
+        max_count: int,
+        max_stream_count: int = 1_000_000,
+        max_message_bytes: int = 64 << 20,
+    ) -> None:
         self.repo = repo
         self.max_message_bytes = max_message_bytes
         self.dispatcher = dispatcher
@@ -37,7 +42,9 @@ class GeneratorServicer(pb_grpc.GeneratorServicer):
         self.max_stream_count = max_stream_count
 
     @grpc_errors
-    async def ListModels(self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext) -> pb.ListModelsResponse:
+    async def ListModels(
+        self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListModelsResponse:
         return pb.ListModelsResponse(models=[model_info(m, self.repo.versions(m.name)) for m in self.repo.latest()])
 
     @grpc_errors
@@ -72,8 +79,9 @@ class GeneratorServicer(pb_grpc.GeneratorServicer):
             # was handed to gRPC, whose flow control waits for a slow reader.
             for start in range(0, spec.count, step):
                 count = min(step, spec.count - start)
-                parts = [await self.dispatcher.run_chunk(model, plan, s, n)
-                         for s, n in self.dispatcher.chunks(count, start)]
+                parts = [
+                    await self.dispatcher.run_chunk(model, plan, s, n) for s, n in self.dispatcher.chunks(count, start)
+                ]
                 yield sample_response(model, request.seed, parts, start=request.first_index + start)
         finally:
             model.in_flight -= 1
@@ -91,7 +99,8 @@ class GeneratorServicer(pb_grpc.GeneratorServicer):
         img = model.manifest.image
         if (request.image.height, request.image.width, request.image.channels) != (img.height, img.width, img.channels):
             raise InvalidArgument(
-                "image", f"model {model.name!r} takes {img.height}x{img.width}x{img.channels} images, got "
+                "image",
+                f"model {model.name!r} takes {img.height}x{img.width}x{img.channels} images, got "
                 f"{request.image.height}x{request.image.width}x{request.image.channels}",
             )
         if request.count < 1 or request.count > self.max_count:
@@ -101,14 +110,21 @@ class GeneratorServicer(pb_grpc.GeneratorServicer):
             raise InvalidArgument("images", f"expected {expected} bytes (count x H x W x C), got {len(request.images)}")
         images = np.frombuffer(request.images, np.uint8).reshape(request.count, img.height, img.width, img.channels)
         latents = await self.dispatcher.call(model.encode, images)
-        return pb.EncodeResponse(model=model.name, version=model.version, count=request.count,
-                                 latent_dim=latents.shape[1], latents=latents.ravel().tolist())
+        return pb.EncodeResponse(
+            model=model.name,
+            version=model.version,
+            count=request.count,
+            latent_dim=latents.shape[1],
+            latents=latents.ravel().tolist(),
+        )
 
 
 def check_response_size(model: LoadedModel, spec: SampleSpec, limit: int) -> None:
     """Refuse, before any work, a response that could not be sent."""
     img = model.manifest.image
-    per_image = img.height * img.width * img.channels + (4 * model.manifest.latent.dim if spec.return_latents else 0) + 6
+    per_image = (
+        img.height * img.width * img.channels + (4 * model.manifest.latent.dim if spec.return_latents else 0) + 6
+    )
     need = per_image * spec.count + 1024
     if need > limit:
         raise InvalidArgument(
@@ -131,7 +147,8 @@ def sample_spec(request: pb.SampleRequest, model: LoadedModel, max_count: int) -
         if latents.size != request.count * dim:
             raise InvalidArgument(
                 "latents",
-                f"expected count x latent_dim = {request.count} x {dim} = {request.count * dim} values, got {latents.size}",
+                f"expected count x latent_dim = {request.count} x {dim} = {request.count * dim} values, "
+                f"got {latents.size}",
             )
         latents = latents.reshape(request.count, dim)
     return SampleSpec(

@@ -30,8 +30,9 @@ def assert_same_images(got: np.ndarray, want: np.ndarray, what: str = "images") 
         )
 
 
-def assert_images_close(got: np.ndarray, want: np.ndarray, what: str = "images",
-                        max_fraction: float = MAX_DIFFERENT_FRACTION) -> int:
+def assert_images_close(
+    got: np.ndarray, want: np.ndarray, what: str = "images", max_fraction: float = MAX_DIFFERENT_FRACTION
+) -> int:
     """Return how many pixels differ (each by exactly one level)."""
     assert got.dtype == np.uint8 and want.dtype == np.uint8, f"{what}: dtypes {got.dtype}, {want.dtype}"
     assert got.shape == want.shape, f"{what}: shape {got.shape} != {want.shape}"

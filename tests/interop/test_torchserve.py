@@ -110,13 +110,17 @@ def test_grpc_inference_api(torchserve, gan_ts, tmp_path: Path) -> None:
     with grpc.insecure_channel(torchserve.grpc_inference_address) as channel:
         stub = pb2_grpc.InferenceAPIsServiceStub(channel)
         body = json.dumps({"n": 8, "seed": 3, "digit": 7, "format": "raw"}).encode()
-        resp = stub.Predictions(pb2.PredictionsRequest(model_name="cgan", input={"data": body}), metadata=metadata,
-                                timeout=60)
+        resp = stub.Predictions(
+            pb2.PredictionsRequest(model_name="cgan", input={"data": body}), metadata=metadata, timeout=60
+        )
         got = np.load(io.BytesIO(resp.prediction), allow_pickle=False)
         assert_same_images(got, gan_ts.sample("cgan", n=8, seed=3, digit=7).images)
         with pytest.raises(grpc.RpcError) as info:
-            stub.Predictions(pb2.PredictionsRequest(model_name="cgan", input={"data": b'{"digit": 12}'}),
-                             metadata=metadata, timeout=60)
+            stub.Predictions(
+                pb2.PredictionsRequest(model_name="cgan", input={"data": b'{"digit": 12}'}),
+                metadata=metadata,
+                timeout=60,
+            )
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert info.value.details().startswith("digit: must be in [0, 9], got 12")
         with pytest.raises(grpc.RpcError) as info:  # no token

@@ -28,7 +28,10 @@ from tritonclient.grpc import model_config_pb2
 from .common import MODELS, latest
 from .compare import assert_same_images
 
-ONNX_TO_TRITON = {onnx.TensorProto.FLOAT: model_config_pb2.TYPE_FP32, onnx.TensorProto.INT64: model_config_pb2.TYPE_INT64}
+ONNX_TO_TRITON = {
+    onnx.TensorProto.FLOAT: model_config_pb2.TYPE_FP32,
+    onnx.TensorProto.INT64: model_config_pb2.TYPE_INT64,
+}
 
 
 @pytest.fixture(scope="module")
@@ -105,8 +108,17 @@ def test_config_matches_the_onnx_graph(name: str, triton_repo: Path) -> None:
 
 def test_options(bundled_models: Path, tmp_path: Path) -> None:
     src = latest(bundled_models, "dcgan")
-    model_dir = write_triton_repo(src, tmp_path, model_name="gen", max_batch_size=32, preferred_batch_sizes=(8, 16),
-                                  max_queue_delay_us=500, instance_kind="KIND_GPU", instance_count=2, triton_version=3)
+    model_dir = write_triton_repo(
+        src,
+        tmp_path,
+        model_name="gen",
+        max_batch_size=32,
+        preferred_batch_sizes=(8, 16),
+        max_queue_delay_us=500,
+        instance_kind="KIND_GPU",
+        instance_count=2,
+        triton_version=3,
+    )
     assert model_dir == tmp_path / "gen" and (model_dir / "3" / "model.onnx").is_file()
     config = parse_config(model_dir / "config.pbtxt")
     assert (config.name, config.max_batch_size) == ("gen", 32)
@@ -114,8 +126,12 @@ def test_options(bundled_models: Path, tmp_path: Path) -> None:
     assert config.dynamic_batching.max_queue_delay_microseconds == 500
     assert config.instance_group[0].kind == model_config_pb2.ModelInstanceGroup.KIND_GPU
     assert config.instance_group[0].count == 2
-    for bad in ({"preferred_batch_sizes": (64, 512)}, {"max_batch_size": 0}, {"instance_kind": "KIND_TPU"},
-                {"max_queue_delay_us": -1}):
+    for bad in (
+        {"preferred_batch_sizes": (64, 512)},
+        {"max_batch_size": 0},
+        {"instance_kind": "KIND_TPU"},
+        {"max_queue_delay_us": -1},
+    ):
         with pytest.raises(TritonExportError):
             write_triton_repo(src, tmp_path / "bad", **bad)
 
@@ -145,8 +161,15 @@ def client_inputs(manifest, n: int, seed: int, fixed: int | None = None) -> dict
     """The inputs README.txt tells a client to send, shaped as Triton's config says."""
     cond = manifest.conditioning
     k = len(cond.class_names) if cond.kind == "class" else cond.num_categories if cond.kind == "infogan" else 0
-    codes = draw_codes(seed, 0, n, manifest.latent.dim, num_categories=k, num_continuous=cond.num_continuous,
-                       continuous_range=cond.continuous_range)
+    codes = draw_codes(
+        seed,
+        0,
+        n,
+        manifest.latent.dim,
+        num_categories=k,
+        num_continuous=cond.num_continuous,
+        continuous_range=cond.continuous_range,
+    )
     classes = codes.category if fixed is None else np.full(n, fixed, np.int64)
     feeds = {"z": codes.z}
     if cond.kind == "class":

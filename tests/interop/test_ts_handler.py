@@ -70,8 +70,9 @@ def make_context(model_dir: Path, n: int = 1):
     from ts.context import Context, RequestProcessor
 
     mar_manifest = {"model": {"modelName": model_dir.name, "serializedFile": "model.ts", "handler": "ts_handler.py"}}
-    ctx = Context(model_dir.name, str(model_dir), mar_manifest, n, None, "0.12.0", metrics=_Metrics(),
-                  model_yaml_config={})
+    ctx = Context(
+        model_dir.name, str(model_dir), mar_manifest, n, None, "0.12.0", metrics=_Metrics(), model_yaml_config={}
+    )
     ctx.request_processor = [RequestProcessor({}) for _ in range(n)]
     return ctx
 
@@ -133,16 +134,26 @@ def test_archive_holds_the_server_code_verbatim(bundled_models: Path, tmp_path: 
     manifest = server_manifest.load_manifest(version_dir)
     with zipfile.ZipFile(mar) as z:
         names = set(z.namelist())
-        assert {"model.ts", "manifest.json", "ts_handler.py", "gan_latents.py", "gan_manifest.py",
-                "MAR-INF/MANIFEST.json"} <= names
+        assert {
+            "model.ts",
+            "manifest.json",
+            "ts_handler.py",
+            "gan_latents.py",
+            "gan_manifest.py",
+            "MAR-INF/MANIFEST.json",
+        } <= names
         assert z.read("gan_latents.py") == Path(server_latents.__file__).read_bytes()
         assert z.read("gan_manifest.py") == Path(server_manifest.__file__).read_bytes()
         assert z.read("ts_handler.py") == HANDLER.read_bytes()
         assert z.read("manifest.json") == (version_dir / "manifest.json").read_bytes()
         assert z.read("model.ts") == (version_dir / manifest.files["torchscript"].path).read_bytes()
         mar_manifest = json.loads(z.read("MAR-INF/MANIFEST.json"))
-    assert mar_manifest["model"] == {"modelName": "cgan", "serializedFile": "model.ts", "handler": "ts_handler.py",
-                                     "modelVersion": manifest.version}
+    assert mar_manifest["model"] == {
+        "modelName": "cgan",
+        "serializedFile": "model.ts",
+        "handler": "ts_handler.py",
+        "modelVersion": manifest.version,
+    }
     # a second build replaces the archive; another name is honoured
     assert build_mar(version_dir, tmp_path / "store").is_file()
     assert build_mar(version_dir, tmp_path / "store", model_name="cgan-ts").name == "cgan-ts.mar"
@@ -214,8 +225,11 @@ def test_png_is_the_grid_of_the_images(handlers, reference) -> None:
 
 def test_a_batch_shares_one_forward_pass(handlers, reference) -> None:
     handler, model = handlers["infogan"], reference["infogan"]
-    bodies = [{"n": 3, "seed": 1, "format": "raw"}, {"n": 12, "seed": 2, "digit": 5, "format": "raw"},
-              {"n": 1, "seed": 3, "format": "raw"}]
+    bodies = [
+        {"n": 3, "seed": 1, "format": "raw"},
+        {"n": 12, "seed": 2, "digit": 5, "format": "raw"},
+        {"n": 1, "seed": 3, "format": "raw"},
+    ]
     outputs, _ = run(handler, *bodies)
     for i, body in enumerate(bodies):
         want = model.generate(model.plan(SampleSpec(**spec_args(body))), 0, body["n"]).images
@@ -302,11 +316,18 @@ def test_contract_errors(body, message: str, handlers) -> None:
 
 def test_a_bad_request_in_a_batch_fails_alone(handlers, reference) -> None:
     handler, model = handlers["cgan"], reference["cgan"]
-    outputs, ctx = run(handler, {"n": 2, "seed": 1, "format": "raw"}, {"n": 2, "digit": 12},
-                       {"n": 2, "seed": 2, "digit": 3, "format": "raw"})
+    outputs, ctx = run(
+        handler,
+        {"n": 2, "seed": 1, "format": "raw"},
+        {"n": 2, "digit": 12},
+        {"n": 2, "seed": 2, "digit": 3, "format": "raw"},
+    )
     assert ctx.get_response_status(1)[0] == 400
-    assert json.loads(outputs[1]) == {"code": 400, "type": "InvalidArgument",
-                                      "message": "digit: must be in [0, 9], got 12"}
+    assert json.loads(outputs[1]) == {
+        "code": 400,
+        "type": "InvalidArgument",
+        "message": "digit: must be in [0, 9], got 12",
+    }
     for i, body in ((0, {"n": 2, "seed": 1}), (2, {"n": 2, "seed": 2, "digit": 3})):
         assert ctx.get_response_status(i)[0] == 200
         want = model.generate(model.plan(SampleSpec(**spec_args(body))), 0, 2).images

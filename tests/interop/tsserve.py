@@ -117,8 +117,15 @@ class TorchServe:
 
     # -- HTTP -----------------------------------------------------------------
 
-    def request(self, method: str, url: str, key: str | None, body: bytes | None = None,
-                content_type: str | None = None, timeout: float = 60.0) -> HttpResponse:
+    def request(
+        self,
+        method: str,
+        url: str,
+        key: str | None,
+        body: bytes | None = None,
+        content_type: str | None = None,
+        timeout: float = 60.0,
+    ) -> HttpResponse:
         req = urllib.request.Request(url, data=body, method=method)
         if key:
             req.add_header("Authorization", f"Bearer {key}")
@@ -134,19 +141,43 @@ class TorchServe:
         query = ("?" + urllib.parse.urlencode(params)) if params else ""
         return self.request(method, f"{self.management_url}{path}{query}", self.management_key)
 
-    def predict(self, model: str, payload: dict | bytes, key: str | None = "default", timeout: float = 60.0) -> HttpResponse:
+    def predict(
+        self, model: str, payload: dict | bytes, key: str | None = "default", timeout: float = 60.0
+    ) -> HttpResponse:
         body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        return self.request("POST", f"{self.inference_url}/predictions/{model}",
-                            self.inference_key if key == "default" else key, body, "application/json", timeout)
+        return self.request(
+            "POST",
+            f"{self.inference_url}/predictions/{model}",
+            self.inference_key if key == "default" else key,
+            body,
+            "application/json",
+            timeout,
+        )
 
     # -- models ---------------------------------------------------------------
 
-    def register(self, mar_name: str, model_name: str | None = None, workers: int = 1, batch_size: int = 1,
-                 max_batch_delay_ms: int = 100, timeout: float = 180.0, wait: bool = True) -> str:
+    def register(
+        self,
+        mar_name: str,
+        model_name: str | None = None,
+        workers: int = 1,
+        batch_size: int = 1,
+        max_batch_delay_ms: int = 100,
+        timeout: float = 180.0,
+        wait: bool = True,
+    ) -> str:
         """Register ``model_store/<mar_name>``; with ``wait``, until every worker is READY."""
         name = model_name or Path(mar_name).stem
-        resp = self.management("POST", "/models", url=mar_name, model_name=name, initial_workers=workers,
-                               batch_size=batch_size, max_batch_delay=max_batch_delay_ms, synchronous="false")
+        resp = self.management(
+            "POST",
+            "/models",
+            url=mar_name,
+            model_name=name,
+            initial_workers=workers,
+            batch_size=batch_size,
+            max_batch_delay=max_batch_delay_ms,
+            synchronous="false",
+        )
         if resp.status not in (200, 202):
             raise TorchServeError(f"registering {mar_name} failed: {resp.status} {resp.body!r}\n{self.logs()}")
         self.registered.append(name)
@@ -194,8 +225,14 @@ class TorchServe:
         """``torchserve --stop`` (this instance's pid file only), then wait; kill only our own leftovers."""
         workers = self.worker_pids()
         if self.process.poll() is None:
-            subprocess.run([str(BIN / "torchserve"), "--stop"], check=False, cwd=self.workdir, env=self.env(),
-                           capture_output=True, timeout=60)
+            subprocess.run(
+                [str(BIN / "torchserve"), "--stop"],
+                check=False,
+                cwd=self.workdir,
+                env=self.env(),
+                capture_output=True,
+                timeout=60,
+            )
             try:
                 self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -233,7 +270,9 @@ def _kill_if_alive(pid: int, wait: float = 10.0) -> None:
         pass
 
 
-def start_torchserve(workdir: Path, *, extra_config: dict[str, str] | None = None, timeout: float = 120.0) -> TorchServe:
+def start_torchserve(
+    workdir: Path, *, extra_config: dict[str, str] | None = None, timeout: float = 120.0
+) -> TorchServe:
     """Start TorchServe (``--foreground`` in a child process we own) and wait for its management API."""
     workdir = Path(workdir)
     (workdir / "tmp").mkdir(parents=True, exist_ok=True)
@@ -257,8 +296,16 @@ def start_torchserve(workdir: Path, *, extra_config: dict[str, str] | None = Non
     }
     (workdir / "config.properties").write_text("".join(f"{k}={v}\n" for k, v in config.items()))
     log = open(workdir / "launcher.log", "wb")  # noqa: SIM115 - closed by TorchServe.stop()
-    cmd = [str(BIN / "torchserve"), "--start", "--foreground", "--ncs", "--ts-config", str(workdir / "config.properties"),
-           "--model-store", str(workdir / "model-store")]
+    cmd = [
+        str(BIN / "torchserve"),
+        "--start",
+        "--foreground",
+        "--ncs",
+        "--ts-config",
+        str(workdir / "config.properties"),
+        "--model-store",
+        str(workdir / "model-store"),
+    ]
     ts = TorchServe(workdir, None, ports, log_file=log)  # type: ignore[arg-type]
     ts.process = subprocess.Popen(cmd, cwd=workdir, env=ts.env(), stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + timeout
@@ -288,6 +335,7 @@ def start_torchserve(workdir: Path, *, extra_config: dict[str, str] | None = Non
 
 # -- gRPC ---------------------------------------------------------------------------
 
+
 def grpc_stubs(dest: Path):
     """TorchServe's inference gRPC stubs, generated at run time into ``dest``.
 
@@ -309,13 +357,23 @@ def grpc_stubs(dest: Path):
     jar = Path(ts.__file__).parent / "frontend" / "model-server.jar"
     with zipfile.ZipFile(jar) as z:
         text = z.read("proto/inference.proto").decode()
-    kept = [line for line in text.splitlines() if "google/rpc/status.proto" not in line and "google.rpc.Status" not in line]
+    kept = [
+        line for line in text.splitlines() if "google/rpc/status.proto" not in line and "google.rpc.Status" not in line
+    ]
     if len(kept) != len(text.splitlines()) - 2:
         raise TorchServeError("TorchServe's inference.proto changed; check grpc_stubs() in tests/interop/tsserve.py")
     (dest / "torchserve_inference.proto").write_text("\n".join(kept) + "\n")
     include = Path(protoc.__file__).parent / "_proto"
-    rc = protoc.main(["protoc", f"-I{dest}", f"-I{include}", f"--python_out={dest}", f"--grpc_python_out={dest}",
-                      str(dest / "torchserve_inference.proto")])
+    rc = protoc.main(
+        [
+            "protoc",
+            f"-I{dest}",
+            f"-I{include}",
+            f"--python_out={dest}",
+            f"--grpc_python_out={dest}",
+            str(dest / "torchserve_inference.proto"),
+        ]
+    )
     if rc != 0:
         raise TorchServeError(f"grpc_tools.protoc failed ({rc}) on TorchServe's inference.proto")
     sys.path.insert(0, str(dest))

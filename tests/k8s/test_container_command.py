@@ -37,8 +37,9 @@ LISTENING = "gan-server listening on "
 
 
 def _localize(inv: Invocation, models: Path) -> tuple[list[str], dict[str, str]]:
-    argv = rewrite_flags(inv.argv, {"--models": str(models), "--host": "127.0.0.1", "--port": "0",
-                                    "--metrics-port": "0"})
+    argv = rewrite_flags(
+        inv.argv, {"--models": str(models), "--host": "127.0.0.1", "--port": "0", "--metrics-port": "0"}
+    )
     return local_argv(argv), clean_env(inv.env)
 
 
@@ -75,8 +76,9 @@ def _stop(proc: subprocess.Popen) -> int:
 
 def _health(address: str, service: str) -> int:
     with grpc.insecure_channel(address) as channel:
-        return health_pb2_grpc.HealthStub(channel).Check(
-            health_pb2.HealthCheckRequest(service=service), timeout=10).status
+        return (
+            health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=service), timeout=10).status
+        )
 
 
 def _logged_configuration(log: Path) -> dict[str, str]:
@@ -98,8 +100,9 @@ def _same(logged: str, configured: str) -> bool:
         return logged.lower() == configured.lower()
 
 
-def test_deployment_command_serves_and_reports_healthy(cpu, bundled_models: Path, tmp_path: Path,
-                                                       unused_port: int) -> None:
+def test_deployment_command_serves_and_reports_healthy(
+    cpu, bundled_models: Path, tmp_path: Path, unused_port: int
+) -> None:
     inv = server_invocation(cpu, DOCKERFILE)
     argv, env = _localize(inv, bundled_models)
     log = tmp_path / "server.log"
@@ -122,10 +125,17 @@ def test_deployment_command_serves_and_reports_healthy(cpu, bundled_models: Path
         # The image's HEALTHCHECK, exactly as written in the Dockerfile.
         hc = dockerfile_healthcheck(DOCKERFILE)
         port = address.rsplit(":", 1)[1]
-        ok = subprocess.run(local_argv(hc), check=False, env=clean_env({"GAN_SERVER_PORT": port}), capture_output=True, timeout=30)
+        ok = subprocess.run(
+            local_argv(hc), check=False, env=clean_env({"GAN_SERVER_PORT": port}), capture_output=True, timeout=30
+        )
         assert ok.returncode == 0, ok.stderr.decode()[-2000:]
-        down = subprocess.run(local_argv(hc), check=False, env=clean_env({"GAN_SERVER_PORT": str(unused_port)}),
-                              capture_output=True, timeout=30)
+        down = subprocess.run(
+            local_argv(hc),
+            check=False,
+            env=clean_env({"GAN_SERVER_PORT": str(unused_port)}),
+            capture_output=True,
+            timeout=30,
+        )
         assert down.returncode != 0, "HEALTHCHECK passed with no server listening"
 
         # The ConfigMap's settings reached the server.

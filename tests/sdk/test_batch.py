@@ -60,8 +60,21 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 def _cmd(server: str, out: Path, *extra: str) -> list[str]:
-    return [GAN_CLIENT, "--server", server, "batch", "--model", "dcgan", "--total", str(TOTAL), "--seed", str(SEED),
-            "--out", str(out), *extra]
+    return [
+        GAN_CLIENT,
+        "--server",
+        server,
+        "batch",
+        "--model",
+        "dcgan",
+        "--total",
+        str(TOTAL),
+        "--seed",
+        str(SEED),
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
 def _digests(directory: Path) -> dict[str, str]:
@@ -73,8 +86,12 @@ def test_killed_shard_resumes_and_all_shards_equal_one_uninterrupted_run(batch_s
     lo, hi = 1 * TOTAL // SHARDS, 2 * TOTAL // SHARDS
 
     # shard 1 of 4 is killed (SIGKILL, like a lost pod) as soon as its first images exist
-    victim = subprocess.Popen(_cmd(batch_server.address, out, "--shard-index", "1", "--shard-count", str(SHARDS)),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
+    victim = subprocess.Popen(
+        _cmd(batch_server.address, out, "--shard-index", "1", "--shard-count", str(SHARDS)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_env(),
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and victim.poll() is None:
         if out.is_dir() and any(out.glob("img-*.png")):
@@ -87,9 +104,16 @@ def test_killed_shard_resumes_and_all_shards_equal_one_uninterrupted_run(batch_s
     assert not (out / f"shard-1-of-{SHARDS}.json").exists()
 
     # every shard, as the Job's pods: index and count from the environment, all at once
-    pods = [subprocess.Popen(_cmd(batch_server.address, out), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             env=_env(JOB_COMPLETION_INDEX=str(i), GAN_SHARD_COUNT=str(SHARDS)))
-            for i in range(SHARDS)]
+    pods = [
+        subprocess.Popen(
+            _cmd(batch_server.address, out),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(JOB_COMPLETION_INDEX=str(i), GAN_SHARD_COUNT=str(SHARDS)),
+        )
+        for i in range(SHARDS)
+    ]
     results = [p.communicate(timeout=120) for p in pods]
     for p, (_, stderr) in zip(pods, results, strict=True):
         assert p.returncode == 0, stderr
@@ -99,8 +123,13 @@ def test_killed_shard_resumes_and_all_shards_equal_one_uninterrupted_run(batch_s
     assert f"{hi - lo - done_before} written, {done_before} already there" in resumed, resumed
 
     # one uninterrupted run of the whole range, elsewhere
-    r = subprocess.run(_cmd(batch_server.address, single, "--shard-index", "0", "--shard-count", "1"),
-                       capture_output=True, text=True, env=_env(), timeout=120)
+    r = subprocess.run(
+        _cmd(batch_server.address, single, "--shard-index", "0", "--shard-count", "1"),
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
 
     sharded, reference = _digests(out), _digests(single)
@@ -131,21 +160,47 @@ def test_killed_shard_resumes_and_all_shards_equal_one_uninterrupted_run(batch_s
 
 def test_batch_refuses_to_mix_settings_and_needs_its_shard(batch_server, tmp_path: Path) -> None:
     out = tmp_path / "b"
-    base = [GAN_CLIENT, "--server", batch_server.address, "batch", "--model", "dcgan", "--total", "40",
-            "--out", str(out)]
-    r = subprocess.run([*base, "--seed", "1", "--shard-index", "0", "--shard-count", "2"], capture_output=True,
-                       text=True, env=_env(), timeout=60)
+    base = [
+        GAN_CLIENT,
+        "--server",
+        batch_server.address,
+        "batch",
+        "--model",
+        "dcgan",
+        "--total",
+        "40",
+        "--out",
+        str(out),
+    ]
+    r = subprocess.run(
+        [*base, "--seed", "1", "--shard-index", "0", "--shard-count", "2"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
-    r = subprocess.run([*base, "--seed", "2", "--shard-index", "1", "--shard-count", "2"], capture_output=True,
-                       text=True, env=_env(), timeout=60)
+    r = subprocess.run(
+        [*base, "--seed", "2", "--shard-index", "1", "--shard-count", "2"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=60,
+    )
     assert r.returncode == 2 and "pins another batch" in r.stderr and "seed 1" in r.stderr
     r = subprocess.run([*base, "--seed", "1"], capture_output=True, text=True, env=_env(), timeout=60)
     assert r.returncode == 2 and "JOB_COMPLETION_INDEX" in r.stderr
-    r = subprocess.run([*base, "--seed", "1"], capture_output=True, text=True, env=_env(JOB_COMPLETION_INDEX="1"),
-                       timeout=60)
+    r = subprocess.run(
+        [*base, "--seed", "1"], capture_output=True, text=True, env=_env(JOB_COMPLETION_INDEX="1"), timeout=60
+    )
     assert r.returncode == 2 and "GAN_SHARD_COUNT" in r.stderr
-    r = subprocess.run([*base, "--seed", "1", "--shard-index", "2", "--shard-count", "2"], capture_output=True,
-                       text=True, env=_env(), timeout=60)
+    r = subprocess.run(
+        [*base, "--seed", "1", "--shard-index", "2", "--shard-count", "2"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=60,
+    )
     assert r.returncode == 2 and "--shard-index" in r.stderr
     assert len(list(out.glob("img-*.png"))) == 20
 
@@ -153,9 +208,31 @@ def test_batch_refuses_to_mix_settings_and_needs_its_shard(batch_server, tmp_pat
 def test_progress_bar_with_rate_and_eta_on_a_terminal(batch_server, tmp_path: Path) -> None:
     primary, secondary = pty.openpty()
     proc = subprocess.Popen(
-        [GAN_CLIENT, "--server", batch_server.address, "batch", "--model", "dcgan", "--total", "1200", "--seed", "1",
-         "--shard-index", "0", "--shard-count", "1", "--chunk", "20", "--out", str(tmp_path / "p")],
-        stdin=subprocess.DEVNULL, stdout=secondary, stderr=secondary, env=_env(COLUMNS="100"))
+        [
+            GAN_CLIENT,
+            "--server",
+            batch_server.address,
+            "batch",
+            "--model",
+            "dcgan",
+            "--total",
+            "1200",
+            "--seed",
+            "1",
+            "--shard-index",
+            "0",
+            "--shard-count",
+            "1",
+            "--chunk",
+            "20",
+            "--out",
+            str(tmp_path / "p"),
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=secondary,
+        stderr=secondary,
+        env=_env(COLUMNS="100"),
+    )
     os.close(secondary)
     chunks = []
     while True:

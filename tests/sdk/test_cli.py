@@ -17,14 +17,16 @@ GAN_CLIENT = str(Path(sys.executable).parent / "gan-client")
 
 def run(args: list[str], cwd: Path, server: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
     full = [GAN_CLIENT] + (["--server", server] if server else []) + args
-    return subprocess.run(full, cwd=cwd, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(full, cwd=cwd, capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})})
 
 
 def test_same_seed_gives_identical_npy(server, tmp_path: Path) -> None:
     for name in ("a.npy", "b.npy"):
-        r = run(["sample", "--model", "infogan", "--digit", "7", "-n", "64", "--seed", "3", "--out", name],
-                tmp_path, server.address)
+        r = run(
+            ["sample", "--model", "infogan", "--digit", "7", "-n", "64", "--seed", "3", "--out", name],
+            tmp_path,
+            server.address,
+        )
         assert r.returncode == 0, r.stderr
         assert r.stdout.strip() == name
     a, b = (tmp_path / "a.npy").read_bytes(), (tmp_path / "b.npy").read_bytes()
@@ -118,8 +120,27 @@ def test_health_prints_the_status(server, tmp_path: Path) -> None:
 
 
 def test_interpolate_writes_a_one_row_strip_whose_ends_are_the_seeds(server, tmp_path: Path) -> None:
-    r = run(["interpolate", "--model", "cgan", "--from", "3", "--to", "9", "--steps", "10", "--method", "slerp",
-             "--digit", "4", "--out", "strip.png"], tmp_path, server.address)
+    r = run(
+        [
+            "interpolate",
+            "--model",
+            "cgan",
+            "--from",
+            "3",
+            "--to",
+            "9",
+            "--steps",
+            "10",
+            "--method",
+            "slerp",
+            "--digit",
+            "4",
+            "--out",
+            "strip.png",
+        ],
+        tmp_path,
+        server.address,
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "strip.png"
     with Image.open(tmp_path / "strip.png") as img:
@@ -128,8 +149,11 @@ def test_interpolate_writes_a_one_row_strip_whose_ends_are_the_seeds(server, tmp
         meta = json.loads(img.text["gan:request"])
     assert meta["interpolate"] == {"from": 3, "to": 9, "steps": 10, "method": "slerp"} and meta["digit"] == 4
     for seed, x in ((3, 2), (9, 2 + 9 * 30)):
-        r = run(["sample", "--model", "cgan", "-n", "1", "--seed", str(seed), "--digit", "4", "--out", f"e{seed}.npy"],
-                tmp_path, server.address)
+        r = run(
+            ["sample", "--model", "cgan", "-n", "1", "--seed", str(seed), "--digit", "4", "--out", f"e{seed}.npy"],
+            tmp_path,
+            server.address,
+        )
         assert r.returncode == 0, r.stderr
         np.testing.assert_array_equal(strip[2:30, x : x + 28], np.load(tmp_path / f"e{seed}.npy")[0, ..., 0])
     r = run(["interpolate", "--model", "dcgan", "--from", "1", "--to", "2", "--steps", "4"], tmp_path, server.address)
@@ -137,8 +161,25 @@ def test_interpolate_writes_a_one_row_strip_whose_ends_are_the_seeds(server, tmp
 
 
 def test_sample_streams_large_counts_and_saves_latents(server, tmp_path: Path) -> None:
-    r = run(["sample", "-m", "dcgan", "-n", "5000", "--seed", "2", "--first-index", "10", "--out", "big.npy",
-             "--save-latents", "z.npy"], tmp_path, server.address)  # over the server's 4096 per Sample call
+    r = run(
+        [
+            "sample",
+            "-m",
+            "dcgan",
+            "-n",
+            "5000",
+            "--seed",
+            "2",
+            "--first-index",
+            "10",
+            "--out",
+            "big.npy",
+            "--save-latents",
+            "z.npy",
+        ],
+        tmp_path,
+        server.address,
+    )  # over the server's 4096 per Sample call
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["big.npy", "z.npy"]
     images, z = np.load(tmp_path / "big.npy"), np.load(tmp_path / "z.npy")

@@ -70,8 +70,9 @@ def test_stream_chunks_concatenate_to_sample_and_stay_under_1_mib(server, client
     assert whole.indices[0] == first and whole.indices[-1] == first + n - 1
     # the wire messages themselves, measured on a plain stub
     with grpc.insecure_channel(server.address) as channel:
-        request = pb.SampleRequest(model=model, count=n, seed=8, first_index=first,
-                                   return_latents=kwargs.get("return_latents", False))
+        request = pb.SampleRequest(
+            model=model, count=n, seed=8, first_index=first, return_latents=kwargs.get("return_latents", False)
+        )
         sizes = [m.ByteSize() for m in pb_grpc.GeneratorStub(channel).SampleStream(request, timeout=60)]
     assert len(sizes) == len(chunks) and max(sizes) < MiB
 

@@ -59,12 +59,24 @@ def test_encode_and_reconstruct(encoder_server) -> None:
 
 def test_cli_encode_writes_the_latents(encoder_server, tmp_path: Path) -> None:
     env = {**os.environ, "GAN_SERVER": encoder_server.address}
-    r = subprocess.run([GAN_CLIENT, "sample", "-m", "tinybigan", "-n", "3", "--seed", "1", "--out", "imgs"],
-                       cwd=tmp_path, capture_output=True, text=True, env=env, timeout=60)
+    r = subprocess.run(
+        [GAN_CLIENT, "sample", "-m", "tinybigan", "-n", "3", "--seed", "1", "--out", "imgs"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     pngs = sorted(str(p) for p in (tmp_path / "imgs").glob("*.png"))
-    r = subprocess.run([GAN_CLIENT, "encode", "--model", "tinybigan", *pngs, "--out", "z.npy"],
-                       cwd=tmp_path, capture_output=True, text=True, env=env, timeout=60)
+    r = subprocess.run(
+        [GAN_CLIENT, "encode", "--model", "tinybigan", *pngs, "--out", "z.npy"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "z.npy"
     with GanClient(encoder_server.address) as client:

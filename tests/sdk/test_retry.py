@@ -13,8 +13,9 @@ from gan_client import ConnectionFailed, DeadlineExceeded, GanClient, RetryPolic
 from ..conftest import RunningServer, start_server, stop_server
 
 
-def test_retries_reach_a_server_that_starts_after_the_call(bundled_models: Path, tmp_path: Path,
-                                                          unused_port: int) -> None:
+def test_retries_reach_a_server_that_starts_after_the_call(
+    bundled_models: Path, tmp_path: Path, unused_port: int
+) -> None:
     address = f"127.0.0.1:{unused_port}"
     started: dict[str, RunningServer | BaseException] = {}
 

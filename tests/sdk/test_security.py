@@ -27,8 +27,7 @@ NO_RETRY = {"retry": False}  # failures here are not transient: fail at once
 
 def cli(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if k not in ("GAN_TOKEN", "GAN_SERVER")}
-    return subprocess.run([GAN_CLIENT, *args], capture_output=True, text=True, timeout=60,
-                          env={**clean, **(env or {})})
+    return subprocess.run([GAN_CLIENT, *args], capture_output=True, text=True, timeout=60, env={**clean, **(env or {})})
 
 
 # -- bearer token ------------------------------------------------------------------
@@ -100,14 +99,31 @@ def _make_certs(d: Path) -> None:
     """A CA, a server certificate for localhost/127.0.0.1, a client certificate, and an unrelated CA."""
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
     _openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=test-ca", cwd=d)
-    _openssl("req", "-x509", *ec, "-keyout", "other.key", "-out", "other.pem", "-days", "2", "-subj", "/CN=other",
-             cwd=d)
+    _openssl(
+        "req", "-x509", *ec, "-keyout", "other.key", "-out", "other.pem", "-days", "2", "-subj", "/CN=other", cwd=d
+    )
     (d / "server.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
     (d / "client.ext").write_text("extendedKeyUsage=clientAuth\n")
     for who, cn in (("server", "localhost"), ("client", "gan-client-test")):
         _openssl("req", *ec, "-keyout", f"{who}.key", "-out", f"{who}.csr", "-subj", f"/CN={cn}", cwd=d)
-        _openssl("x509", "-req", "-in", f"{who}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-                 "-out", f"{who}.pem", "-days", "2", "-extfile", f"{who}.ext", cwd=d)
+        _openssl(
+            "x509",
+            "-req",
+            "-in",
+            f"{who}.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            f"{who}.pem",
+            "-days",
+            "2",
+            "-extfile",
+            f"{who}.ext",
+            cwd=d,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -121,17 +137,30 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def tls_server(bundled_models: Path, certs: Path, tmp_path_factory: pytest.TempPathFactory):
-    srv = start_server(bundled_models, tmp_path_factory.mktemp("tls") / "server.log",
-                       "--tls-cert", str(certs / "server.pem"), "--tls-key", str(certs / "server.key"))
+    srv = start_server(
+        bundled_models,
+        tmp_path_factory.mktemp("tls") / "server.log",
+        "--tls-cert",
+        str(certs / "server.pem"),
+        "--tls-key",
+        str(certs / "server.key"),
+    )
     yield srv
     stop_server(srv)
 
 
 @pytest.fixture(scope="module")
 def mtls_server(bundled_models: Path, certs: Path, tmp_path_factory: pytest.TempPathFactory):
-    srv = start_server(bundled_models, tmp_path_factory.mktemp("mtls") / "server.log",
-                       "--tls-cert", str(certs / "server.pem"), "--tls-key", str(certs / "server.key"),
-                       "--tls-client-ca", str(certs / "ca.pem"))
+    srv = start_server(
+        bundled_models,
+        tmp_path_factory.mktemp("mtls") / "server.log",
+        "--tls-cert",
+        str(certs / "server.pem"),
+        "--tls-key",
+        str(certs / "server.key"),
+        "--tls-client-ca",
+        str(certs / "ca.pem"),
+    )
     yield srv
     stop_server(srv)
 
@@ -158,14 +187,20 @@ def test_tls_client_against_a_plaintext_server_says_so(server, certs: Path) -> N
 
 def test_mtls_needs_a_client_certificate_signed_by_the_client_ca(mtls_server, certs: Path) -> None:
     ca = certs / "ca.pem"
-    with GanClient(mtls_server.address, root_certificates=ca, client_cert=certs / "client.pem",
-                   client_key=certs / "client.key") as client:
+    with GanClient(
+        mtls_server.address, root_certificates=ca, client_cert=certs / "client.pem", client_key=certs / "client.key"
+    ) as client:
         assert len(client.sample("dcgan", 2)) == 2
     with GanClient(mtls_server.address, root_certificates=ca, **NO_RETRY) as no_cert:
         with pytest.raises(TLSError, match="client_cert"):
             no_cert.list_models()
-    with GanClient(mtls_server.address, root_certificates=ca, client_cert=certs / "other.pem",
-                   client_key=certs / "other.key", **NO_RETRY) as foreign:
+    with GanClient(
+        mtls_server.address,
+        root_certificates=ca,
+        client_cert=certs / "other.pem",
+        client_key=certs / "other.key",
+        **NO_RETRY,
+    ) as foreign:
         with pytest.raises(ConnectionFailed):
             foreign.list_models()
     with pytest.raises(ValueError, match="client_cert and client_key"):
@@ -174,8 +209,9 @@ def test_mtls_needs_a_client_certificate_signed_by_the_client_ca(mtls_server, ce
 
 def test_cli_over_mtls(mtls_server, certs: Path) -> None:
     base = ["--server", mtls_server.address, "--ca-cert", str(certs / "ca.pem")]
-    r = cli([*base, "--client-cert", str(certs / "client.pem"), "--client-key", str(certs / "client.key"),
-             "list", "--json"])
+    r = cli(
+        [*base, "--client-cert", str(certs / "client.pem"), "--client-key", str(certs / "client.key"), "list", "--json"]
+    )
     assert r.returncode == 0, r.stderr
     r = cli([*base, "--no-retries", "list"])
     assert r.returncode == 3 and r.stderr.count("\n") == 1 and "--client-cert" in r.stderr, r.stderr

@@ -100,8 +100,13 @@ def test_service_config_is_a_retry_policy_for_the_generator_service() -> None:
     config = json.loads(options["grpc.service_config"])
     (method,) = config["methodConfig"]
     assert method["name"] == [{"service": "gan.v1.Generator"}]
-    assert method["retryPolicy"] == {"maxAttempts": 4, "initialBackoff": "0.25s", "maxBackoff": "3s",
-                                     "backoffMultiplier": 2.0, "retryableStatusCodes": ["UNAVAILABLE"]}
+    assert method["retryPolicy"] == {
+        "maxAttempts": 4,
+        "initialBackoff": "0.25s",
+        "maxBackoff": "3s",
+        "backoffMultiplier": 2.0,
+        "retryableStatusCodes": ["UNAVAILABLE"],
+    }
     off = dict(_core.channel_options(retry=None))
     assert off["grpc.enable_retries"] == 0 and "grpc.service_config" not in off
     with pytest.raises(ValueError, match="max_attempts"):

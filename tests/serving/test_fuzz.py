@@ -13,12 +13,11 @@ import math
 import grpc
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from gan_client import GanClient
 from gan_client._proto.gan.v1 import generator_pb2 as pb
 from gan_client._proto.gan.v1 import generator_pb2_grpc as pb_grpc
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 ALLOWED = {
     grpc.StatusCode.OK,
@@ -34,13 +33,20 @@ versions = st.sampled_from(["", "1", "0", "999", "-1", "latest", "1.0", "../1"])
 
 sample_requests = st.builds(
     lambda model, version, count, seed, digit, label, category, cont, lat_len, lat_val, ret, first: pb.SampleRequest(
-        model=model, version=version, count=count, seed=seed,
+        model=model,
+        version=version,
+        count=count,
+        seed=seed,
         **({} if digit is None else {"digit": digit}),
         **({} if label is None else {"label": label}),
         **({} if category is None else {"category": category}),
-        continuous=cont, latents=[lat_val] * lat_len, return_latents=ret, first_index=first,
+        continuous=cont,
+        latents=[lat_val] * lat_len,
+        return_latents=ret,
+        first_index=first,
     ),
-    models, versions,
+    models,
+    versions,
     st.one_of(st.integers(0, 40), st.sampled_from([4096, 4097, 10**6, 2**32 - 1])),
     st.one_of(st.integers(0, 10), st.just(2**64 - 1)),
     st.one_of(st.none(), st.integers(-(2**31), 2**31 - 1), st.integers(-2, 12)),
@@ -60,8 +66,9 @@ def stub(server):
         yield pb_grpc.GeneratorStub(channel)
 
 
-@settings(max_examples=1800, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                     HealthCheck.too_slow])
+@settings(
+    max_examples=1800, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(request=sample_requests)
 def test_generated_sample_requests_get_proper_statuses(stub, request: pb.SampleRequest) -> None:
     COUNTS["requests"] += 1
@@ -87,10 +94,18 @@ def test_generated_model_lookups(stub, name: str, version: str) -> None:
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(payload=st.binary(max_size=512), method=st.sampled_from([
-    "/gan.v1.Generator/Sample", "/gan.v1.Generator/GetModel", "/gan.v1.Generator/Encode",
-    "/inference.GRPCInferenceService/ModelInfer", "/inference.GRPCInferenceService/ModelMetadata",
-]))
+@given(
+    payload=st.binary(max_size=512),
+    method=st.sampled_from(
+        [
+            "/gan.v1.Generator/Sample",
+            "/gan.v1.Generator/GetModel",
+            "/gan.v1.Generator/Encode",
+            "/inference.GRPCInferenceService/ModelInfer",
+            "/inference.GRPCInferenceService/ModelMetadata",
+        ]
+    ),
+)
 def test_garbage_bytes(server, payload: bytes, method: str) -> None:
     COUNTS["requests"] += 1
     with grpc.insecure_channel(server.address) as channel:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from gan_server.latents import MAX_SEED, draw_codes, image_stream
 
 

@@ -17,8 +17,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 import pytest
-
-from gan_client import AsyncGanClient, GanClient, ModelNotFound
+from gan_client import AsyncGanClient, ConnectionFailed, GanClient, ModelNotFound
 from gan_client._proto.gan.v1 import generator_pb2 as pb
 from gan_client._proto.gan.v1 import generator_pb2_grpc as pb_grpc
 from gan_server.manifest import load_manifest
@@ -38,8 +37,18 @@ def _scrape(url: str) -> dict[str, float]:
 
 @pytest.fixture(scope="module")
 def metrics_server(bundled_models: Path, tmp_path_factory: pytest.TempPathFactory):
-    srv = start_server(bundled_models, tmp_path_factory.mktemp("m") / "log", "--metrics-port", "0",
-                       "--batch-delay-ms", "20", "--max-batch", "64", "--log-format", "json")
+    srv = start_server(
+        bundled_models,
+        tmp_path_factory.mktemp("m") / "log",
+        "--metrics-port",
+        "0",
+        "--batch-delay-ms",
+        "20",
+        "--max-batch",
+        "64",
+        "--log-format",
+        "json",
+    )
     assert srv.metrics_url, srv.line
     yield srv
     stop_server(srv)
@@ -82,8 +91,9 @@ def test_metrics_count_requests_by_code(metrics_server) -> None:
 
 def test_json_logs_carry_request_id(metrics_server) -> None:
     with grpc.insecure_channel(metrics_server.address) as ch:
-        pb_grpc.GeneratorStub(ch).Sample(pb.SampleRequest(model="dcgan", count=1), timeout=10,
-                                         metadata=[("x-request-id", "req-abc-123")])
+        pb_grpc.GeneratorStub(ch).Sample(
+            pb.SampleRequest(model="dcgan", count=1), timeout=10, metadata=[("x-request-id", "req-abc-123")]
+        )
     time.sleep(0.2)
     entries = [json.loads(line) for line in metrics_server.log().splitlines() if line.startswith("{")]
     assert entries, "no JSON log lines"
@@ -159,8 +169,8 @@ def test_sigterm_drains_in_flight_calls(bundled_models: Path, tmp_path: Path) ->
     assert results == [2048] * 8, results
     assert code == 0
     assert "draining" in srv.log()
-    with pytest.raises(Exception):
-        with GanClient(srv.address, timeout=2) as c:
+    with pytest.raises(ConnectionFailed):
+        with GanClient(srv.address, timeout=2, retry=False) as c:
             c.sample("dcgan")
 
 
@@ -244,16 +254,21 @@ def test_cuda_without_gpu_is_a_clear_start_error(bundled_models: Path) -> None:
 
     if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
         pytest.skip("this machine has CUDA")
-    out = subprocess.run([str(BIN / "gan-server"), "--models", str(bundled_models), "--port", "0", "--device", "cuda"],
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [str(BIN / "gan-server"), "--models", str(bundled_models), "--port", "0", "--device", "cuda"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 2
     assert "CUDAExecutionProvider" in out.stderr and "--device cuda" in out.stderr
     assert "listening" not in out.stdout
 
 
 def test_no_loadable_model_is_a_clear_start_error(tmp_path: Path) -> None:
-    out = subprocess.run([str(BIN / "gan-server"), "--models", str(tmp_path), "--port", "0"],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [str(BIN / "gan-server"), "--models", str(tmp_path), "--port", "0"], capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 2
     assert "no model could be loaded" in out.stderr
 

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from gan_server.manifest import (
     Conditioning,
     FileEntry,
@@ -27,16 +26,27 @@ from gan_server.manifest import (
 def _manifest(tmp_path: Path, kind: str = "infogan") -> Manifest:
     (tmp_path / "model.onnx").write_bytes(b"not really onnx, but hashed")
     if kind == "infogan":
-        cond = Conditioning(kind="infogan", class_names=tuple("0123456789"), num_categories=10, num_continuous=2,
-                            category_to_digit=(3, 1, 0, 2, 4, 5, 6, 7, 9, 8))
+        cond = Conditioning(
+            kind="infogan",
+            class_names=tuple("0123456789"),
+            num_categories=10,
+            num_continuous=2,
+            category_to_digit=(3, 1, 0, 2, 4, 5, 6, 7, 9, 8),
+        )
     elif kind == "class":
         cond = Conditioning(kind="class", class_names=("shirt", "sneaker"))
     else:
         cond = Conditioning()
     latent = LatentSpec(dim=62)
     return Manifest(
-        name="m", version="1", variant="infogan", dataset="mnist", image=ImageSpec(28, 28, 1), latent=latent,
-        conditioning=cond, inputs=expected_inputs(latent, cond),
+        name="m",
+        version="1",
+        variant="infogan",
+        dataset="mnist",
+        image=ImageSpec(28, 28, 1),
+        latent=latent,
+        conditioning=cond,
+        inputs=expected_inputs(latent, cond),
         output=TensorSpec("images", (-1, 1, 28, 28), "float32"),
         files={"onnx": FileEntry("model.onnx", sha256_file(tmp_path / "model.onnx"))},
         training={"epochs": 3},

@@ -13,11 +13,10 @@ import grpc
 import numpy as np
 import pytest
 import tritonclient.grpc as tc
+from gan_client import GanClient
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException
-
-from gan_client import GanClient
 
 from ..conftest import start_server, stop_server
 
@@ -45,8 +44,12 @@ def stub(server):
 
 
 def tensor(name: str, value, datatype: str) -> tc.InferInput:
-    array = np.asarray(value, dtype={"UINT64": np.uint64, "INT64": np.int64, "INT32": np.int32, "FP32": np.float32,
-                                     "FP64": np.float64}[datatype])
+    array = np.asarray(
+        value,
+        dtype={"UINT64": np.uint64, "INT64": np.int64, "INT32": np.int32, "FP32": np.float32, "FP64": np.float64}[
+            datatype
+        ],
+    )
     t = tc.InferInput(name, list(array.shape), datatype)
     t.set_data_from_numpy(array)
     return t
@@ -124,25 +127,44 @@ def test_infer_matches_gan_v1_sample_byte_for_byte(triton, gan, model: str) -> N
 def test_cgan_label_is_the_class_index(triton, gan) -> None:
     names = gan.model_info("cgan").conditioning.class_names
     for index in (0, 3, len(names) - 1):
-        images = infer_images(triton, "cgan", tensor("seed", [11], "UINT64"), tensor("count", [4], "INT32"),
-                              tensor("label", [index], "INT32"))
+        images = infer_images(
+            triton,
+            "cgan",
+            tensor("seed", [11], "UINT64"),
+            tensor("count", [4], "INT32"),
+            tensor("label", [index], "INT32"),
+        )
         assert images.tobytes() == gan.sample("cgan", n=4, seed=11, label=names[index]).images.tobytes()
-    assert images.tobytes() != infer_images(
-        triton, "cgan", tensor("seed", [11], "UINT64"), tensor("count", [4], "INT32"), tensor("label", [0], "INT32")
-    ).tobytes()
+    assert (
+        images.tobytes()
+        != infer_images(
+            triton, "cgan", tensor("seed", [11], "UINT64"), tensor("count", [4], "INT32"), tensor("label", [0], "INT32")
+        ).tobytes()
+    )
 
 
 def test_infogan_digit_category_and_continuous(triton, gan) -> None:
     cond = gan.model_info("infogan").conditioning
     codes = np.linspace(-0.5, 0.5, cond.num_continuous, dtype=np.float32)
-    by_digit = infer_images(triton, "infogan", tensor("seed", [3], "UINT64"), tensor("count", [3], "INT32"),
-                            tensor("digit", [7], "INT32"), tensor("continuous", codes, "FP32"))
+    by_digit = infer_images(
+        triton,
+        "infogan",
+        tensor("seed", [3], "UINT64"),
+        tensor("count", [3], "INT32"),
+        tensor("digit", [7], "INT32"),
+        tensor("continuous", codes, "FP32"),
+    )
     want = gan.sample("infogan", n=3, seed=3, digit=7, continuous=codes.tolist()).images
     assert by_digit.tobytes() == want.tobytes()
     # digit d goes through the manifest's category_to_digit map: the same images as its category
-    by_category = infer_images(triton, "infogan", tensor("seed", [3], "UINT64"), tensor("count", [3], "INT32"),
-                               tensor("category", [cond.category_to_digit.index(7)], "INT32"),
-                               tensor("continuous", codes, "FP32"))
+    by_category = infer_images(
+        triton,
+        "infogan",
+        tensor("seed", [3], "UINT64"),
+        tensor("count", [3], "INT32"),
+        tensor("category", [cond.category_to_digit.index(7)], "INT32"),
+        tensor("continuous", codes, "FP32"),
+    )
     assert by_category.tobytes() == by_digit.tobytes()
 
 
@@ -169,15 +191,22 @@ def test_model_version_is_honoured(triton, gan) -> None:
 
 def test_typed_contents_work_like_raw_contents(triton, stub) -> None:
     request = service_pb2.ModelInferRequest(model_name="cgan")
-    for name, datatype, field, value in (("seed", "UINT64", "uint64_contents", 2**64 - 1),
-                                         ("count", "INT32", "int_contents", 2),
-                                         ("label", "INT32", "int_contents", 5)):
+    for name, datatype, field, value in (
+        ("seed", "UINT64", "uint64_contents", 2**64 - 1),
+        ("count", "INT32", "int_contents", 2),
+        ("label", "INT32", "int_contents", 5),
+    ):
         t = request.inputs.add(name=name, datatype=datatype, shape=[1])
         getattr(t.contents, field).append(value)
     response = stub.ModelInfer(request, timeout=10)
     assert [(o.name, o.datatype, list(o.shape)) for o in response.outputs] == [("images", "UINT8", [2, 28, 28, 1])]
-    raw = infer_images(triton, "cgan", tensor("seed", [2**64 - 1], "UINT64"), tensor("count", [2], "INT32"),
-                       tensor("label", [5], "INT32"))
+    raw = infer_images(
+        triton,
+        "cgan",
+        tensor("seed", [2**64 - 1], "UINT64"),
+        tensor("count", [2], "INT32"),
+        tensor("label", [5], "INT32"),
+    )
     assert response.raw_output_contents[0] == raw.tobytes()
 
 
@@ -280,8 +309,11 @@ def test_typed_contents_in_the_wrong_field_are_invalid_argument(stub) -> None:
 
 def test_garbage_request_bytes_are_invalid_argument(server) -> None:
     with grpc.insecure_channel(server.address) as channel:
-        call = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer",
-                                   request_serializer=lambda b: b, response_deserializer=lambda b: b)
+        call = channel.unary_unary(
+            "/inference.GRPCInferenceService/ModelInfer",
+            request_serializer=lambda b: b,
+            response_deserializer=lambda b: b,
+        )
         with pytest.raises(grpc.RpcError) as exc:
             call(b"\xff\xff\xff\xff not a protobuf message", timeout=10)
     assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -306,8 +338,10 @@ def test_server_keeps_serving_after_bad_requests(triton, gan, server) -> None:
         with pytest.raises(InferenceServerException):
             triton.infer("dcgan", [tensor("count", value, "FP32")])
     assert triton.is_server_live()
-    assert infer_images(triton, "dcgan", tensor("seed", [1], "UINT64")).tobytes() == \
-        gan.sample("dcgan", n=1, seed=1).images.tobytes()
+    assert (
+        infer_images(triton, "dcgan", tensor("seed", [1], "UINT64")).tobytes()
+        == gan.sample("dcgan", n=1, seed=1).images.tobytes()
+    )
     assert server.process.poll() is None
     oip_methods = ("ServerLive", "ServerReady", "ModelReady", "ServerMetadata", "ModelMetadata", "ModelInfer")
     assert not [m for m in oip_methods if f"unhandled error in {m}" in server.log()]

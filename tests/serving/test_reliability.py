@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from gan_client import GanClient, RetryPolicy
 
 from ..conftest import start_server, stop_server

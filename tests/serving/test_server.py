@@ -5,12 +5,11 @@ from __future__ import annotations
 import grpc
 import numpy as np
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-
 from gan_client import GanClient, InvalidArgument, ModelNotFound
 from gan_client._proto.gan.v1 import generator_pb2 as pb
 from gan_client._proto.gan.v1 import generator_pb2_grpc as pb_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +35,9 @@ def test_health_says_serving(server) -> None:
 def test_reflection_lists_the_generator_service(server) -> None:
     with grpc.insecure_channel(server.address) as channel:
         stub = reflection_pb2_grpc.ServerReflectionStub(channel)
-        responses = list(stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5))
+        responses = list(
+            stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5)
+        )
         names = {s.name for s in responses[0].list_services_response.service}
         assert "gan.v1.Generator" in names
         assert "grpc.health.v1.Health" in names
