@@ -11,7 +11,7 @@ MODELS ?= models
 
 DEB_PACKAGES ?= dataset-fashion-mnist
 
-.PHONY: help venv deb-deps test test-slow demo proto models serve lint bench clean
+.PHONY: help venv deb-deps test test-slow demo proto models serve lint bench docs-figures clean
 
 help:
 	@echo "make demo       start the server on the bundled models, sample a grid of 7s"
@@ -49,6 +49,9 @@ test-slow: $(STAMP) deb-deps
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check serving sdk training tests bench
+
+docs-figures: $(STAMP)
+	$(PY) docs/make_figures.py
 
 bench: $(STAMP)
 	$(PY) bench/backends.py

@@ -1,0 +1,454 @@
+"""Export a training run's generator into the model repository.
+
+    gan-train export runs/dcgan --repo models --name dcgan [--version 1]
+
+writes ``models/dcgan/<version>/``:
+
+    model.onnx     the serving artefact: self-contained (weights inside),
+                   dynamic batch axis, inputs named as the manifest contract
+                   (z, label | category, continuous), output ``images``
+    model.ts       TorchScript (traced, eval mode)
+    model.pt2      torch.export program
+    manifest.json  written by gan_server.manifest.write_manifest
+
+The version directory is assembled under a hidden staging name and renamed
+into place at the end, so a server watching the repository never sees half a
+model. Before that, the ONNX file is checked against PyTorch with
+onnxruntime at batch 1 and 64; a mismatch aborts the export.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import shutil
+import tempfile
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .config import TrainConfig
+from .datasets_extra import dataset_info
+from .models import GeneratorConfig, build_generator, count_parameters
+from .trainer import load_checkpoint
+
+PARITY_TOLERANCE = 1e-4
+PARITY_BATCHES = (1, 64)
+
+
+class ExportError(RuntimeError):
+    pass
+
+
+def next_version(model_dir: Path) -> str:
+    """One more than the largest integer version present, starting at "1"."""
+    versions = [int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit()] if model_dir.is_dir() else []
+    return str(max(versions, default=0) + 1)
+
+
+def load_generator(ckpt: dict[str, Any]) -> torch.nn.Module:
+    """The generator to ship: the weight average when the run kept one."""
+    generator = build_generator(GeneratorConfig(**ckpt["generator_config"]))
+    state = ckpt["state"]
+    generator.load_state_dict(state.get("generator_ema", state["generator"]))
+    return generator.eval()
+
+
+def example_inputs(g_cfg: GeneratorConfig, batch: int, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn(batch, g_cfg.z_dim, generator=gen)
+    if g_cfg.conditioning == "class":
+        return z, torch.randint(g_cfg.num_classes, (batch,), generator=gen)
+    if g_cfg.conditioning == "infogan":
+        category = torch.nn.functional.one_hot(
+            torch.randint(g_cfg.num_categories, (batch,), generator=gen), g_cfg.num_categories
+        ).float()
+        return z, category, torch.rand(batch, g_cfg.num_continuous, generator=gen) * 2 - 1
+    return (z,)
+
+
+def input_names(g_cfg: GeneratorConfig) -> list[str]:
+    return {"none": ["z"], "class": ["z", "label"], "infogan": ["z", "category", "continuous"]}[g_cfg.conditioning]
+
+
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """Silence the exporters' internal chatter (deprecation notices, optional
+    torchvision ops); real failures still raise."""
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript")]
+    levels = [lg.level for lg in loggers]
+    try:
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.filterwarnings("ignore", message=".*axis name.*")
+            with contextlib.redirect_stdout(io.StringIO()):
+                yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def export_onnx(generator: torch.nn.Module, g_cfg: GeneratorConfig, path: Path) -> str:
+    """Write ``path``; returns which exporter succeeded ("dynamo" or "legacy")."""
+    with _quiet_exporter():
+        return _export_onnx(generator, g_cfg, path)
+
+
+def _export_onnx(generator: torch.nn.Module, g_cfg: GeneratorConfig, path: Path) -> str:
+    names = input_names(g_cfg)
+    # Batch 2, not 1: torch.export specialises size-1 dimensions.
+    args = example_inputs(g_cfg, 2)
+    batch = torch.export.Dim("batch", min=1, max=65536)
+    try:
+        torch.onnx.export(
+            generator,
+            args,
+            str(path),
+            dynamo=True,
+            input_names=names,
+            output_names=["images"],
+            dynamic_shapes={name: {0: batch} for name in names},
+            external_data=False,
+            optimize=True,
+            verbose=False,
+        )
+        return "dynamo"
+    except Exception as exc:  # the fallback is the point: report and continue
+        warnings.warn(f"the dynamo ONNX exporter failed ({type(exc).__name__}: {exc}); using the legacy exporter")
+    torch.onnx.export(
+        generator,
+        args,
+        str(path),
+        dynamo=False,
+        input_names=names,
+        output_names=["images"],
+        dynamic_axes={name: {0: "batch"} for name in [*names, "images"]},
+        opset_version=17,
+    )
+    return "legacy"
+
+
+def check_onnx(path: Path, generator: torch.nn.Module, g_cfg: GeneratorConfig) -> dict[str, Any]:
+    """Self-containedness, I/O names and ORT-vs-PyTorch parity; raises ExportError."""
+    import onnx
+    import onnxruntime as ort
+
+    model = onnx.load(str(path), load_external_data=False)
+    external = [t.name for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+    if external:
+        raise ExportError(f"{path}: weights stored outside the file: {external[:3]}")
+    onnx.checker.check_model(model)
+    names = input_names(g_cfg)
+    got = [i.name for i in model.graph.input]
+    if got != names or [o.name for o in model.graph.output] != ["images"]:
+        raise ExportError(f"{path}: graph inputs {got} / outputs {[o.name for o in model.graph.output]}, expected {names} / ['images']")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    worst = 0.0
+    for batch in PARITY_BATCHES:
+        args = example_inputs(g_cfg, batch, seed=100 + batch)
+        with torch.no_grad():
+            expected = generator(*args).numpy()
+        actual = session.run(["images"], {n: a.numpy() for n, a in zip(names, args)})[0]
+        want_shape = (batch, *output_shape(g_cfg))  # (1, 28, 28) images; (1, D, 1) for point data
+        if actual.shape != want_shape or actual.dtype != np.float32:
+            raise ExportError(f"{path}: batch {batch} gave {actual.dtype} {actual.shape}, expected float32 {want_shape}")
+        diff = float(np.abs(actual - expected).max())
+        if not diff <= PARITY_TOLERANCE:
+            raise ExportError(f"{path}: onnxruntime differs from PyTorch by {diff:.3g} at batch {batch} (tolerance {PARITY_TOLERANCE})")
+        worst = max(worst, diff)
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+    return {"max_abs_diff": worst, "batches": list(PARITY_BATCHES), "opset": opset}
+
+
+def output_shape(g_cfg: GeneratorConfig) -> tuple[int, ...]:
+    """Per-sample (C, H, W) of the generator's output."""
+    return tuple(int(d) for d in g_cfg.out_shape)
+
+
+def export_torchscript(generator: torch.nn.Module, g_cfg: GeneratorConfig, path: Path) -> None:
+    args = example_inputs(g_cfg, 2)
+    with _quiet_exporter():
+        traced = torch.jit.trace(generator, args)
+        traced.save(str(path))
+        loaded = torch.jit.load(str(path))
+    check = example_inputs(g_cfg, 5, seed=7)
+    with torch.no_grad():
+        diff = (loaded(*check) - generator(*check)).abs().max().item()
+    if diff > PARITY_TOLERANCE:
+        raise ExportError(f"{path}: TorchScript differs from PyTorch by {diff:.3g}")
+
+
+def export_program(generator: torch.nn.Module, g_cfg: GeneratorConfig, path: Path) -> None:
+    names = input_names(g_cfg)
+    batch = torch.export.Dim("batch", min=1, max=65536)
+    with _quiet_exporter():
+        program = torch.export.export(
+            generator, example_inputs(g_cfg, 2), dynamic_shapes={n: {0: batch} for n in names}
+        )
+        torch.export.save(program, str(path))
+
+
+def export_run(
+    run_dir: Path | str,
+    repo: Path | str = "models",
+    name: str | None = None,
+    version: str | None = None,
+    overwrite: bool = False,
+    evaluate: bool = True,
+) -> Path:
+    """Export ``run_dir``'s latest checkpoint to ``repo/name/version``."""
+    from gan_server.manifest import (
+        Conditioning,
+        FileEntry,
+        ImageSpec,
+        LatentSpec,
+        Manifest,
+        TensorSpec,
+        expected_inputs,
+        sha256_file,
+        write_manifest,
+    )
+
+    run_dir = Path(run_dir)
+    ckpt = load_checkpoint(run_dir)
+    cfg = TrainConfig.from_dict(ckpt["train_config"])
+    g_cfg = GeneratorConfig(**ckpt["generator_config"])
+    name = name or run_dir.name
+    model_dir = Path(repo) / name
+    version = version or next_version(model_dir)
+    final_dir = model_dir / version
+    if final_dir.exists() and not overwrite:
+        raise FileExistsError(f"{final_dir} exists; pass --overwrite or another --version")
+    generator = load_generator(ckpt)
+    evaluation = dict(ckpt.get("evaluation") or {})
+
+    info = dataset_info(cfg.dataset)
+    digits = info.class_names  # MNIST: "0".."9"; Fashion-MNIST: "tshirt".."boot"
+    if g_cfg.conditioning == "infogan":
+        if "category_to_digit" not in evaluation:
+            raise ExportError(f"{run_dir}: the checkpoint has no category->digit evaluation; train with eval enabled")
+        cond = Conditioning(
+            kind="infogan",
+            class_names=digits,
+            num_categories=g_cfg.num_categories,
+            num_continuous=g_cfg.num_continuous,
+            continuous_range=(-1.0, 1.0),
+            category_to_digit=tuple(evaluation["category_to_digit"]),
+            details={
+                "training": evaluation.get("training", "unsupervised"),
+                "labelled_fraction": cfg.labelled_fraction,
+                "matched_accuracy": evaluation["matched_accuracy"],
+                "per_digit_accuracy": evaluation["per_digit_accuracy"],
+                "worst_digit": evaluation["worst_digit"],
+                "worst_digit_accuracy": evaluation["worst_digit_accuracy"],
+                "hungarian_matched_accuracy": evaluation["hungarian"]["matched_accuracy"],
+                "judged_by": "gan_training mnist_classifier",
+                "samples_per_category": cfg.eval_samples_per_class,
+            },
+        )
+    elif g_cfg.conditioning == "class":
+        cond = Conditioning(kind="class", class_names=digits[: g_cfg.num_classes])
+    else:
+        cond = Conditioning(kind="none")
+    latent = LatentSpec(dim=g_cfg.z_dim)
+
+    model_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{version}.staging-", dir=model_dir))
+    try:
+        exporter = export_onnx(generator, g_cfg, staging / "model.onnx")
+        parity = check_onnx(staging / "model.onnx", generator, g_cfg)
+        export_torchscript(generator, g_cfg, staging / "model.ts")
+        files = {"onnx": "model.onnx", "torchscript": "model.ts"}
+        try:
+            export_program(generator, g_cfg, staging / "model.pt2")
+            files["torch_export"] = "model.pt2"
+        except Exception as exc:  # optional artefact
+            warnings.warn(f"torch.export failed, shipping without model.pt2: {exc}")
+        encoder_parity = None
+        if "encoder" in ckpt["state"]:  # BiGAN, VAE-GAN: see "The encoder" below
+            encoder_parity = export_encoder(ckpt, staging / ENCODER_FILE)
+            files["encoder_onnx"] = ENCODER_FILE
+        training = {
+            "variant": cfg.variant,
+            "epochs": int(ckpt["epoch"]),
+            "seed": cfg.seed,
+            "duration_seconds": round(float(ckpt["elapsed_seconds"]), 1),
+            "final_losses": ckpt.get("losses", {}),
+            "batch_size": cfg.batch_size,
+            "lr_g": cfg.lr_g,
+            "lr_d": cfg.lr_d,
+            **({"lr_q": cfg.lr_q, "lambda_cat": cfg.lambda_cat, "lambda_cont": cfg.lambda_cont} if g_cfg.conditioning == "infogan" else {}),
+            **(
+                {
+                    "labelled_fraction": cfg.labelled_fraction,
+                    "lambda_sup": cfg.lambda_sup,
+                    "augment_labelled": cfg.augment_labelled,
+                }
+                if cfg.labelled_fraction
+                else {}
+            ),
+            **(
+                {"q_fake_cat_weight": cfg.q_fake_cat_weight, "q_trains_body": cfg.q_trains_body}
+                if g_cfg.conditioning == "infogan"
+                else {}
+            ),
+            "g_ema": cfg.g_ema,
+            "lr_decay_start": cfg.lr_decay_start,
+            "num_threads": cfg.num_threads,
+            "betas": [cfg.beta1, cfg.beta2],
+            "dataset_size": int(ckpt["dataset_size"]),
+            "generator_parameters": count_parameters(generator),
+            "discriminator_parameters": int(ckpt["discriminator_parameters"]),
+            "width": cfg.width,
+            "device": cfg.device,
+            "torch_version": torch.__version__,
+            "onnx_exporter": exporter,
+            "onnx_opset": parity["opset"],
+            **_variant_hyperparameters(cfg),
+        }
+        shape = output_shape(g_cfg)
+        manifest = Manifest(
+            name=name,
+            version=version,
+            variant=cfg.variant,
+            dataset=cfg.dataset,
+            # Point data (ring8, grid25, gaussian1d) ships as 1 x D x 1 "images" whose
+            # value_range is the data's box: the server maps it to 0..255.
+            image=ImageSpec(height=shape[1], width=shape[2], channels=shape[0], value_range=info.value_range),
+            latent=latent,
+            conditioning=cond,
+            inputs=expected_inputs(latent, cond),
+            output=TensorSpec("images", (-1, *shape), "float32"),
+            files={fmt: FileEntry(rel, sha256_file(staging / rel)) for fmt, rel in files.items()},
+            training=training,
+            metrics={
+                "onnx_parity": parity,
+                **({"encoder_onnx_parity": encoder_parity} if encoder_parity else {}),
+                "training_eval": _compact(evaluation),
+            },
+        )
+        write_manifest(staging, manifest)
+        if evaluate and cfg.dataset in ("mnist", "mnist-idx"):  # the judge knows digits only
+            from dataclasses import replace
+
+            from .evaluation import evaluate_model_dir
+
+            result = evaluate_model_dir(staging)
+            result.pop("confusion", None)
+            result.pop("model", None)
+            write_manifest(staging, replace(manifest, metrics={**manifest.metrics, "eval": result}))
+        if final_dir.exists():
+            shutil.rmtree(final_dir)
+        staging.rename(final_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return final_dir
+
+
+def _compact(evaluation: dict[str, Any]) -> dict[str, Any]:
+    """The training-time classifier verdict, minus bulky fields."""
+    return {k: v for k, v in evaluation.items() if k not in ("confusion", "hungarian")}
+
+
+def _variant_hyperparameters(cfg: TrainConfig) -> dict[str, Any]:
+    """The knobs of the variants beyond dcgan/cgan/infogan, for the manifest."""
+    if cfg.variant in ("dcgan", "cgan", "infogan"):
+        return {}
+    keys = ("d_steps", "g_loss", "divergence", "clip", "gp_weight", "sn_loss", "margin", "pt_weight", "gamma", "recon")
+    relevant = {
+        "gan": ("d_steps", "g_loss"),
+        "fgan": ("divergence",),
+        "wgan": ("d_steps", "clip"),
+        "wgan-gp": ("d_steps", "gp_weight"),
+        "sngan": ("sn_loss",),
+        "ebgan": ("margin", "pt_weight"),
+        "vaegan": ("gamma", "recon"),
+    }.get(cfg.variant, ())
+    out = {k: getattr(cfg, k) for k in keys if k in relevant}
+    if cfg.limit:
+        out["limit"] = cfg.limit
+    return out
+
+
+# --------------------------------------------------------------------------
+# The encoder (BiGAN, VAE-GAN): encoder.onnx, listed as files.encoder_onnx.
+# The server's Encode RPC feeds it ``images`` float32 (N, C, H, W) in the
+# image value_range and reads ``z`` (N, latent_dim); for VAE-GAN z is the
+# posterior mean mu.
+
+ENCODER_FILE = "encoder.onnx"
+
+
+def load_encoder(ckpt: dict[str, Any]) -> torch.nn.Module:
+    """images -> z, in eval mode, from a checkpoint that has an encoder."""
+    from .nets_extra import LatentMean, build_net
+
+    state = ckpt["state"]
+    encoder = build_net(state["encoder_config"])
+    encoder.load_state_dict(state["encoder"])
+    return LatentMean(encoder, int(state["encoder_z_dim"])).eval()
+
+
+def encoder_example(shape: tuple[int, ...], batch: int, seed: int = 0) -> torch.Tensor:
+    """Images in [-1, 1] (points in a similar box): enough to check parity."""
+    return torch.rand(batch, *shape, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+def export_encoder(ckpt: dict[str, Any], path: Path) -> dict[str, Any]:
+    """Write ``path`` and check it against PyTorch; returns the parity record."""
+    encoder = load_encoder(ckpt)
+    shape = tuple(int(d) for d in ckpt.get("sample_shape", (1, 28, 28)))
+    batch = torch.export.Dim("batch", min=1, max=65536)
+    with _quiet_exporter():
+        torch.onnx.export(
+            encoder,
+            (encoder_example(shape, 2),),
+            str(path),
+            dynamo=True,
+            input_names=["images"],
+            output_names=["z"],
+            dynamic_shapes={"images": {0: batch}},
+            external_data=False,
+            optimize=True,
+            verbose=False,
+        )
+    return check_encoder_onnx(path, encoder, shape)
+
+
+def check_encoder_onnx(path: Path, encoder: torch.nn.Module, shape: tuple[int, ...]) -> dict[str, Any]:
+    """I/O names, self-containedness and ORT-vs-PyTorch parity at batch 1 and 64."""
+    import onnx
+    import onnxruntime as ort
+
+    model = onnx.load(str(path), load_external_data=False)
+    onnx.checker.check_model(model)
+    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in model.graph.initializer):
+        raise ExportError(f"{path}: weights stored outside the file")
+    names = ([i.name for i in model.graph.input], [o.name for o in model.graph.output])
+    if names != (["images"], ["z"]):
+        raise ExportError(f"{path}: graph inputs/outputs {names}, expected ['images'] / ['z']")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    worst = 0.0
+    for batch in PARITY_BATCHES:
+        x = encoder_example(shape, batch, seed=200 + batch)
+        with torch.no_grad():
+            expected = encoder(x).numpy()
+        actual = session.run(["z"], {"images": x.numpy()})[0]
+        if actual.shape != expected.shape or actual.dtype != np.float32:
+            raise ExportError(f"{path}: batch {batch} gave {actual.dtype} {actual.shape}, expected float32 {expected.shape}")
+        diff = float(np.abs(actual - expected).max())
+        if not diff <= PARITY_TOLERANCE:
+            raise ExportError(
+                f"{path}: onnxruntime differs from PyTorch by {diff:.3g} at batch {batch} (tolerance {PARITY_TOLERANCE})"
+            )
+        worst = max(worst, diff)
+    return {"max_abs_diff": worst, "batches": list(PARITY_BATCHES)}

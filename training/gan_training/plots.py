@@ -1,0 +1,86 @@
+"""Pictures the trainer writes besides the image grids: the generated
+distribution over the real one for 1-D/2-D data, and the loss curves.
+
+matplotlib's object API with its Agg canvas only (no pyplot, no global
+backend switch), so training never needs a display.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def _figure(width: float, height: float):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=100)
+
+
+def save_point_plot(fake: torch.Tensor, real: torch.Tensor, path: Path, title: str = "") -> None:
+    """2-D: generated points (red) over real ones (grey). 1-D: histograms."""
+    fake = fake.detach().cpu().flatten(1).numpy()
+    real = real.detach().cpu().flatten(1).numpy()
+    fig = _figure(5, 5 if fake.shape[1] >= 2 else 3.5)
+    ax = fig.add_subplot(1, 1, 1)
+    if fake.shape[1] >= 2:
+        ax.scatter(real[:, 0], real[:, 1], s=2, c="0.6", alpha=0.5, label="real", linewidths=0)
+        ax.scatter(fake[:, 0], fake[:, 1], s=2, c="tab:red", alpha=0.6, label="generated", linewidths=0)
+        ax.set_aspect("equal", adjustable="datalim")
+    else:
+        finite = fake[np.isfinite(fake[:, 0]), 0]
+        lo, hi = np.percentile(np.concatenate([real[:, 0], finite]) if len(finite) else real[:, 0], [0.5, 99.5])
+        bins = np.linspace(lo, hi, 60)
+        ax.hist(real[:, 0], bins=bins, density=True, color="0.6", alpha=0.6, label="real")
+        ax.hist(np.clip(finite, lo, hi), bins=bins, density=True, color="tab:red", alpha=0.5, label="generated")
+    ax.legend(loc="upper right", markerscale=4, fontsize=8)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def append_loss_rows(path: Path, rows: list[dict[str, float]]) -> None:
+    """Append per-step rows (step, epoch, one column per loss) to a CSV; the
+    header comes from the first row ever written."""
+    if not rows:
+        return
+    exists = path.exists() and path.stat().st_size > 0
+    if exists:
+        with open(path, newline="", encoding="utf-8") as f:
+            fields = next(csv.reader(f))
+    else:
+        fields = list(rows[0])
+    with open(path, "a", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore", restval="")
+        if not exists:
+            writer.writeheader()
+        writer.writerows(rows)
+
+
+def save_loss_curve(csv_path: Path, path: Path, title: str = "") -> None:
+    """One panel per loss: every step (thin) and its moving average (thick)."""
+    with open(csv_path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return
+    keys = [k for k in rows[0] if k not in ("step", "epoch")]
+    step = np.array([float(r["step"]) for r in rows])
+    fig = _figure(7, 1.8 * len(keys) + 0.6)
+    for i, key in enumerate(keys):
+        ax = fig.add_subplot(len(keys), 1, i + 1)
+        y = np.array([float(r[key]) if r.get(key) not in (None, "") else np.nan for r in rows])
+        ax.plot(step, y, lw=0.5, alpha=0.4, color="tab:blue")
+        window = max(1, len(y) // 50)
+        if window > 1:
+            smooth = np.convolve(np.nan_to_num(y), np.ones(window) / window, mode="valid")
+            ax.plot(step[window - 1 :], smooth, lw=1.5, color="tab:blue")
+        ax.set_ylabel(key, fontsize=8)
+        ax.tick_params(labelsize=7)
+        if i == 0 and title:
+            ax.set_title(title, fontsize=9)
+    fig.axes[-1].set_xlabel("step", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)

@@ -1,0 +1,299 @@
+"""The training loop shared by every variant.
+
+    gan-train fit --variant dcgan --dataset mnist --epochs 20 --seed 0 --out runs/dcgan
+
+or from Python::
+
+    from gan_training.config import TrainConfig
+    from gan_training.trainer import fit
+    fit(TrainConfig(variant="dcgan", epochs=20, out="runs/dcgan"))
+
+After every epoch the run directory gets:
+
+    checkpoint.pt            latest state (torch.load(..., weights_only=True))
+    samples/epoch_NNN.png    a grid from a fixed latent batch
+    metrics.jsonl            one JSON line per epoch: mean losses, timing and
+                             the classifier's verdict on fresh samples
+
+``resume=True`` continues from checkpoint.pt, including the RNG state, so a
+run interrupted after epoch k and resumed ends bit-identical (on CPU) to an
+uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from . import ddp, plots
+from .config import TrainConfig
+from .data import Dataset, load_dataset
+from .datasets_extra import dataset_info, subset
+from .models import count_parameters
+from .variants import Variant, get_variant
+
+CHECKPOINT_NAME = "checkpoint.pt"
+CHECKPOINT_FORMAT = "gan_training.checkpoint/1"
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available")
+    return device
+
+
+def lr_scale(cfg: TrainConfig, epoch: int) -> float:
+    """1 until epoch lr_decay_start * epochs, then linearly down to 1 / (decay epochs)."""
+    decay_epochs = cfg.epochs - int(cfg.lr_decay_start * cfg.epochs)
+    if decay_epochs <= 0:
+        return 1.0
+    return min(1.0, (cfg.epochs - epoch + 1) / decay_epochs)
+
+
+def build_variant(cfg: TrainConfig, device: torch.device) -> tuple[TrainConfig, Variant]:
+    """The resolved config (variant defaults filled in) and its variant."""
+    cls = get_variant(cfg.variant)
+    cfg = cls.resolve(cfg)
+    # Adam's betas: the variant's (resolve) or else DCGAN's 0.5 / 0.999.
+    cfg = replace(cfg, beta1=0.5 if cfg.beta1 is None else cfg.beta1, beta2=0.999 if cfg.beta2 is None else cfg.beta2)
+    return cfg, cls(cfg, device)
+
+
+def load_checkpoint(path: Path | str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no checkpoint")
+    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: not a gan_training checkpoint ({CHECKPOINT_FORMAT})")
+    return ckpt
+
+
+def save_grid(images: torch.Tensor, nrow: int, path: Path, pad: int = 2, scale: int = 2) -> None:
+    """Tile (N, 1, H, W) images in [-1, 1] into one PNG."""
+    x = ((images.detach().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()[:, 0]
+    n, h, w = x.shape
+    rows = -(-n // nrow)
+    canvas = np.full((rows * (h + pad) + pad, nrow * (w + pad) + pad), 64, dtype=np.uint8)
+    for i in range(n):
+        r, c = divmod(i, nrow)
+        canvas[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w] = x[i]
+    img = Image.fromarray(canvas, mode="L")
+    img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    img.save(path)
+
+
+def _judge(device: torch.device):
+    from .classifier import classify, load_classifier
+
+    model = load_classifier(device="cpu")
+    return lambda images: classify(images.cpu(), model)
+
+
+def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
+    """Train ``cfg.variant`` into ``cfg.out``; returns the run directory."""
+    out = Path(cfg.out)
+    ckpt_path = out / CHECKPOINT_NAME
+    ckpt = None
+    if resume:
+        ckpt = load_checkpoint(ckpt_path)
+        saved = TrainConfig.from_dict(ckpt["train_config"])
+        if saved.variant != cfg.variant:
+            raise ValueError(f"{ckpt_path}: is a {saved.variant!r} run, not {cfg.variant!r}")
+        # A resumed run keeps its hyperparameters; only how long, where and
+        # with how many threads may change.
+        cfg = replace(
+            saved, epochs=cfg.epochs, device=cfg.device, num_threads=cfg.num_threads, out=cfg.out, data_dir=cfg.data_dir
+        )
+    elif ckpt_path.exists():
+        raise FileExistsError(f"{ckpt_path} exists: pass --resume to continue that run, or pick another --out")
+
+    if cfg.num_threads > 0:
+        torch.set_num_threads(cfg.num_threads)
+    device = resolve_device(cfg.device)
+    dist_ctx, device = ddp.setup(device)  # under torchrun with WORLD_SIZE > 1: see ddp.py
+    main = dist_ctx.is_main  # only rank 0 logs, draws, evaluates and saves
+    torch.manual_seed(cfg.seed)
+    dataset = subset(load_dataset(cfg.dataset, data_dir=cfg.data_dir), cfg.limit, cfg.seed)
+    cfg, variant = build_variant(cfg, device)
+    variant.setup(dataset)
+    _check_sample_shape(cfg, variant, dataset)
+    images, labels = dataset.images.to(device), dataset.labels.to(device)
+    n = len(dataset)
+    steps = ddp.per_rank(n, dist_ctx) // cfg.batch_size  # drop the ragged last batch: BatchNorm dislikes tiny ones
+    if cfg.steps_per_epoch:
+        steps = min(steps, cfg.steps_per_epoch)
+    if steps < 1:
+        raise ValueError(f"batch size {cfg.batch_size} exceeds the dataset ({n} images)")
+
+    start_epoch, elapsed, history = 0, 0.0, {}
+    if ckpt is not None:
+        variant.load_state_dict(ckpt["state"])
+        torch.set_rng_state(ckpt["rng"]["torch"])
+        if device.type == "cuda" and ckpt["rng"].get("cuda"):
+            torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
+        start_epoch, elapsed = int(ckpt["epoch"]), float(ckpt["elapsed_seconds"])
+        history = {"losses": ckpt.get("losses", {}), "evaluation": ckpt.get("evaluation", {})}
+    ddp.wrap(variant, dist_ctx, device, cfg.seed + start_epoch)
+    if main:
+        (out / "samples").mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+
+    grid_codes, grid_row = variant.grid_codes()
+    judge = None
+    bar = tqdm(
+        total=cfg.epochs * steps,
+        initial=start_epoch * steps,
+        desc=f"{cfg.variant}",
+        unit="step",
+        disable=not progress or not main,
+        dynamic_ncols=True,
+    )
+    for epoch in range(start_epoch + 1, cfg.epochs + 1):
+        t0 = time.time()
+        variant.set_lr_scale(lr_scale(cfg, epoch))
+        sums: dict[str, float] = {}
+        loss_rows: list[dict[str, float]] = []
+        if dist_ctx.distributed:
+            perm = ddp.epoch_indices(n, epoch, cfg.seed, dist_ctx).to(device)  # this rank's share
+        else:
+            perm = torch.randperm(n).to(device)
+        for i in range(steps):
+            idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
+            step_losses = variant.train_step(images[idx], labels[idx])
+            variant.after_step()
+            for k, v in step_losses.items():
+                sums[k] = sums.get(k, 0.0) + v
+            loss_rows.append({"step": (epoch - 1) * steps + i + 1, "epoch": epoch, **step_losses})
+            bar.update()
+            if i % 10 == 0:
+                bar.set_postfix({"epoch": epoch, **{k: f"{v:.3f}" for k, v in step_losses.items()}}, refresh=False)
+        train_seconds = time.time() - t0
+        elapsed += train_seconds
+        mean_losses = {k: v / steps for k, v in ddp.mean_over_ranks(sums, dist_ctx).items()}
+        record: dict[str, Any] = {
+            "epoch": epoch,
+            "steps": epoch * steps,
+            "epoch_seconds": round(train_seconds, 3),
+            "elapsed_seconds": round(elapsed, 3),
+            "losses": mean_losses,
+        }
+        if dist_ctx.distributed:
+            record["ddp"] = {**dist_ctx.to_dict(), "params_in_sync": ddp.params_in_sync(variant, dist_ctx)}
+        if not main:
+            continue
+        wrapped = ddp.unwrap(variant)  # plain nets below: no collectives on rank 0 alone
+        evaluation = history.get("evaluation", {})
+        if (cfg.eval_every and epoch % cfg.eval_every == 0) or epoch == cfg.epochs:
+            judge = judge or _judge(device)
+            evaluation = variant.evaluate(judge)
+            record["eval"] = evaluation
+            bar.write(f"epoch {epoch}: {_headline(evaluation)}")
+        samples_png = out / "samples" / f"epoch_{epoch:03d}.png"
+        if dataset_info(cfg.dataset).is_points:  # the generated distribution over the real one
+            real = dataset.images[torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed))[:2000]]
+            title = f"{cfg.variant} on {cfg.dataset}, epoch {epoch}"
+            plots.save_point_plot(variant.generate(grid_codes), real, samples_png, title)
+        else:
+            save_grid(variant.generate(grid_codes), grid_row, samples_png)
+        with open(out / "metrics.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+        plots.append_loss_rows(out / "losses.csv", loss_rows)
+        plots.save_loss_curve(out / "losses.csv", out / "losses.png", f"{cfg.variant} on {cfg.dataset}")
+        history = {"losses": mean_losses, "evaluation": evaluation}
+        _save_checkpoint(
+            ckpt_path, cfg, variant, epoch, steps, elapsed, n, history, device, sample_shape=tuple(images.shape[1:])
+        )
+        ddp.rewrap(variant, wrapped)
+    bar.close()
+    ddp.shutdown(dist_ctx)
+    return out
+
+
+def _check_sample_shape(cfg: TrainConfig, variant: Variant, dataset: Dataset) -> None:
+    """Fail early when the variant's generator cannot make this data (e.g.
+    dcgan's 28x28 images for the 2-D ring8). Draws from its own generator,
+    so the training stream is untouched."""
+    codes = variant.sample_codes(2, torch.Generator().manual_seed(0))
+    got = tuple(variant.generate(codes).shape[1:])
+    want = tuple(dataset.images.shape[1:])
+    if got != want:
+        raise ValueError(
+            f"variant {cfg.variant!r} generates samples of shape {got} but dataset {cfg.dataset!r} has {want}; "
+            "the variants with MLP nets for point data are: gan, fgan, wgan, wgan-gp, sngan, lsgan, ebgan, vaegan, bigan"
+        )
+
+
+def _headline(evaluation: dict[str, Any]) -> str:
+    if "headline" in evaluation:
+        return evaluation["headline"]
+    if "matched_accuracy" in evaluation:
+        return (
+            f"accuracy {evaluation['matched_accuracy']:.3f}, worst digit {evaluation['worst_digit']} "
+            f"at {evaluation['worst_digit_accuracy']:.3f}"
+        )
+    if "accuracy" in evaluation:
+        return f"accuracy {evaluation['accuracy']:.3f}, worst digit {evaluation['worst_digit']} at {evaluation['worst_digit_accuracy']:.3f}"
+    return f"classes covered {evaluation.get('classes_covered')}, histogram {evaluation.get('histogram')}"
+
+
+def _save_checkpoint(
+    path: Path,
+    cfg: TrainConfig,
+    variant: Variant,
+    epoch: int,
+    steps: int,
+    elapsed: float,
+    dataset_size: int,
+    history: dict[str, Any],
+    device: torch.device,
+    sample_shape: tuple[int, ...] = (1, 28, 28),
+) -> None:
+    rng: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    ckpt = {
+        "format": CHECKPOINT_FORMAT,
+        "variant": cfg.variant,
+        "conditioning": variant.conditioning,
+        "epoch": epoch,
+        "steps_per_epoch": steps,
+        "elapsed_seconds": elapsed,
+        "dataset_size": dataset_size,
+        "sample_shape": list(sample_shape),  # per-sample (C, H, W): (1, 28, 28) images, (1, D, 1) points
+        "train_config": cfg.to_dict(),
+        "generator_config": variant.g_config.to_dict(),
+        "discriminator_config": variant.d_config.to_dict(),
+        "generator_parameters": count_parameters(variant.G),
+        "discriminator_parameters": count_parameters(variant.D),
+        "losses": history["losses"],
+        "evaluation": history["evaluation"],
+        "state": _to_cpu(variant.state_dict()),
+        "rng": rng,
+    }
+    tmp = path.with_suffix(".pt.tmp")
+    torch.save(ckpt, tmp)
+    tmp.replace(path)
+
+
+def _to_cpu(obj: Any) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_cpu(v) for v in obj)
+    return obj

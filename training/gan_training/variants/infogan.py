@@ -1,0 +1,152 @@
+"""InfoGAN (Chen et al., 2016), optionally semi-supervised (Spurr et al., 2017).
+
+G(z, c) takes noise z plus structured codes c: a one-hot category (10) and
+two continuous codes U(-1, 1). Q, a head on D's shared body, predicts c back
+from G(z, c): categorical logits, and a Gaussian (mean, log-variance) per
+continuous code. Maximising log Q(c | G(z, c)), a lower bound on the mutual
+information I(c; G(z, c)), makes G use c in ways Q can read off the image.
+
+Unsupervised, nothing ties category k to any particular digit; the trainer
+finds the category -> digit map afterwards by Hungarian matching with the
+project classifier. Semi-supervised (``labelled_fraction > 0``), Q's
+categorical head also learns to name the true digit of the few labelled real
+images, so category k comes to mean digit k and the map is the identity.
+The continuous codes stay unsupervised either way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .. import losses
+from ..data import Dataset, labelled_subset, random_affine
+from ..evaluation import match_categories, score_mapping
+from ..models import InfoOutput
+from .base import Codes, ConditionalMixin, Variant, optimizer_step, register
+
+
+@register
+class InfoGAN(ConditionalMixin, Variant):
+    name = "infogan"
+    conditioning = "infogan"
+    num_categories = 10
+    num_continuous = 2
+    continuous_range = (-1.0, 1.0)
+    defaults = {
+        "z_dim": 62,
+        "lr_g": 1e-3,
+        "lr_d": 2e-4,
+        "lr_q": 2e-4,
+        "lambda_cat": 1.0,
+        "lambda_cont": 0.1,
+    }
+
+    @property
+    def semi_supervised(self) -> bool:
+        return self.cfg.labelled_fraction > 0
+
+    def d_param_groups(self) -> list[dict[str, Any]]:
+        # Q gets its own learning rate; D's body learns from both objectives.
+        q = list(self.D.q_head.parameters())
+        q_ids = {id(p) for p in q}
+        rest = [p for p in self.D.parameters() if id(p) not in q_ids]
+        return [{"params": rest}, {"params": q, "lr": self.cfg.lr_q}]
+
+    def setup(self, dataset: Dataset) -> None:
+        self.labelled_x = self.labelled_y = None
+        if self.semi_supervised:
+            idx = labelled_subset(dataset.labels, self.cfg.labelled_fraction, self.cfg.seed)
+            self.labelled_x = dataset.images[idx].to(self.device)
+            self.labelled_y = dataset.labels[idx].to(self.device)
+
+    def sample_codes(self, n: int, generator: torch.Generator | None = None) -> Codes:
+        z = torch.randn(n, self.cfg.z_dim, generator=generator)
+        category = torch.randint(self.num_categories, (n,), generator=generator)
+        low, high = self.continuous_range
+        continuous = low + (high - low) * torch.rand(n, self.num_continuous, generator=generator)
+        return {
+            "z": z.to(self.device),  # (B, 62)
+            "category": F.one_hot(category, self.num_categories).float().to(self.device),  # (B, 10)
+            "continuous": continuous.to(self.device),  # (B, 2)
+        }
+
+    def info_loss(self, out: InfoOutput, codes: Codes) -> tuple[torch.Tensor, torch.Tensor]:
+        """-log Q(c | G(z, c)) for the categorical and the continuous codes."""
+        cat = losses.categorical_nll(out.cat_logits, codes["category"].argmax(1))
+        cont = losses.gaussian_nll(out.cont_mean, out.cont_logvar, codes["continuous"])
+        return cat, cont
+
+    def train_step(self, real: torch.Tensor, label: torch.Tensor) -> dict[str, float]:
+        cfg = self.cfg
+        b = real.shape[0]
+        codes = self.sample_codes(b)
+        fake = self.G(**codes)  # (B, 1, 28, 28)
+
+        # (1) Update D and Q: maximise log D(x) + log(1 - D(G(z, c))) and
+        #     log Q(c | G(z, c)); semi-supervised also log Q(y | x) on the
+        #     labelled real digits. The labelled batch rides along in the real
+        #     forward pass only for Q: letting D see those few images as extra
+        #     reals would make it memorise them.
+        x = real
+        if self.semi_supervised:
+            pick = torch.randint(len(self.labelled_y), (max(1, b // 2),), device=self.device)
+            x_lab = self.labelled_x[pick]
+            if cfg.augment_labelled:
+                x_lab = random_affine(x_lab)
+            x = torch.cat([real, x_lab])  # (B + B/2, 1, 28, 28)
+        out_real = self.D(x)
+        out_fake = self.D(fake.detach(), q_detached=not cfg.q_trains_body)
+        loss_d = losses.d_loss_bce(out_real.logit[:b], out_fake.logit)
+        q_cat, q_cont = self.info_loss(out_fake, codes)
+        total = loss_d + cfg.q_fake_cat_weight * cfg.lambda_cat * q_cat + cfg.lambda_cont * q_cont
+        metrics = {}
+        if self.semi_supervised:
+            loss_sup = losses.categorical_nll(out_real.cat_logits[b:], self.labelled_y[pick])
+            total = total + cfg.lambda_sup * loss_sup
+            metrics["loss_sup"] = loss_sup.item()
+        optimizer_step(self.opt_d, total)
+
+        # (2) Update G: maximise log D(G(z, c)) + lambda * log Q(c | G(z, c))
+        out = self.D(fake)
+        loss_g = losses.g_loss_nonsaturating(out.logit)
+        g_cat, g_cont = self.info_loss(out, codes)
+        optimizer_step(self.opt_g, loss_g + cfg.lambda_cat * g_cat + cfg.lambda_cont * g_cont)
+
+        return {
+            "loss_d": loss_d.item(),
+            "loss_g": loss_g.item(),
+            "loss_info_cat": g_cat.item(),
+            "loss_info_cont": g_cont.item(),
+            **metrics,
+        }
+
+    def codes_for_digits(self, codes: Codes, num_digits: int) -> Codes:
+        # Here "digit" r means category r; evaluate() maps categories to digits.
+        n = codes["z"].shape[0]
+        category = torch.arange(num_digits, device=self.device).repeat_interleave(n)
+        return {
+            "z": codes["z"].repeat(num_digits, 1),
+            "category": F.one_hot(category, self.num_categories).float(),
+            "continuous": codes["continuous"].repeat(num_digits, 1),
+        }
+
+    def score(self, confusion: np.ndarray) -> dict[str, Any]:
+        """Hungarian category -> digit matching; semi-supervised runs are
+        also scored with the identity map they are trained towards, and use
+        it as their map."""
+        matched = match_categories(confusion).to_dict()
+        result: dict[str, Any] = {
+            "training": "semi-supervised" if self.semi_supervised else "unsupervised",
+            "labelled_fraction": self.cfg.labelled_fraction,
+            "hungarian": matched,
+        }
+        chosen = matched
+        if self.semi_supervised:
+            chosen = score_mapping(confusion, list(range(self.num_categories))).to_dict()
+        result.update(chosen)
+        result["confusion"] = np.asarray(confusion).tolist()
+        return result

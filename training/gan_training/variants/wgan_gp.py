@@ -1,0 +1,37 @@
+"""WGAN with gradient penalty (Gulrajani et al., "Improved Training of
+Wasserstein GANs", NeurIPS 2017), Algorithm 1.
+
+Critic loss E[D(G(z))] - E[D(x)] + lambda E[(||grad D(x_hat)||_2 - 1)^2] on
+random interpolates x_hat = eps x + (1 - eps) G(z) (``--gp-weight``,
+lambda = 10). No BatchNorm in the critic (the penalty is per sample): LayerNorm
+on images, no norm on point data. n_critic = 5 (``--d-steps``),
+Adam(1e-4, beta = (0.5, 0.9)) as in the authors' MNIST code (their paper's
+default is beta1 = 0).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .. import losses
+from ..nets_extra import NetConfig
+from .base import register
+from .common import AdversarialVariant
+
+
+@register
+class WGANGP(AdversarialVariant):
+    name = "wgan-gp"
+    defaults = {"lr_g": 1e-4, "lr_d": 1e-4, "beta1": 0.5, "beta2": 0.9, "d_steps": 5, "gp_weight": 10.0}
+
+    def discriminator_net_config(self, **_) -> NetConfig:
+        return super().discriminator_net_config(norm="layer" if not self.points else "none")
+
+    def d_loss(self, real_out: torch.Tensor, fake_out: torch.Tensor) -> torch.Tensor:
+        return losses.critic_loss_wgan(real_out, fake_out)
+
+    def d_penalty(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        return losses.gradient_penalty(self.D, real, fake, weight=self.cfg.gp_weight)
+
+    def g_loss(self, fake_out: torch.Tensor) -> torch.Tensor:
+        return losses.g_loss_wgan(fake_out)
