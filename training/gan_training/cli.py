@@ -185,16 +185,37 @@ def fit(**opts) -> None:
 @click.option("--name", required=True, help="Model name (directory under --repo).")
 @click.option("--version", default=None, help="Version directory [next integer].")
 @click.option("--overwrite", is_flag=True, help="Replace an existing version.")
-def export(run_dir: str, repo: str, name: str, version: str | None, overwrite: bool) -> None:
+@click.option("--format", "formats", type=click.Choice(["repo", "mar", "triton"]), multiple=True, default=("repo",),
+              show_default=True, help="The repository version is always written; mar (TorchServe archive) and "
+              "triton (Triton model repository) are built from it. Repeatable.")
+@click.option("--mar-out", type=click.Path(file_okay=False), default="model-store", show_default=True,
+              help="Where --format mar writes <name>.mar.")
+@click.option("--triton-out", type=click.Path(file_okay=False), default="triton-models", show_default=True,
+              help="Triton model repository root for --format triton.")
+@click.option("--triton-max-batch-size", type=click.IntRange(min=1), default=256, show_default=True)
+@click.option("--triton-max-queue-delay-us", type=click.IntRange(min=0), default=2000, show_default=True)
+def export(run_dir: str, repo: str, name: str, version: str | None, overwrite: bool, formats: tuple[str, ...],
+           mar_out: str, triton_out: str, triton_max_batch_size: int, triton_max_queue_delay_us: int) -> None:
     """Export RUN_DIR's generator (ONNX, TorchScript, torch.export + manifest)."""
     from .export import ExportError, export_run
+    from .interop.torchserve import MarError
 
     try:
         path = export_run(run_dir, repo=repo, name=name, version=version, overwrite=overwrite)
-    except (ExportError, FileExistsError, FileNotFoundError, ValueError) as exc:
+        sizes = ", ".join(f"{p.name} {p.stat().st_size / 1e6:.2f} MB" for p in sorted(path.iterdir()))
+        click.echo(f"exported {path} ({sizes})")
+        if "mar" in formats:
+            from .interop.torchserve import build_mar
+
+            click.echo(f"TorchServe archive {build_mar(path, mar_out, model_name=name)}")
+        if "triton" in formats:
+            from .interop.triton import write_triton_repo
+
+            triton = write_triton_repo(path, triton_out, model_name=name, max_batch_size=triton_max_batch_size,
+                                       max_queue_delay_us=triton_max_queue_delay_us)
+            click.echo(f"Triton model {triton}")
+    except (ExportError, MarError, FileExistsError, FileNotFoundError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
-    sizes = ", ".join(f"{p.name} {p.stat().st_size / 1e6:.2f} MB" for p in sorted(path.iterdir()))
-    click.echo(f"exported {path} ({sizes})")
 
 
 @main.command(name="eval")
