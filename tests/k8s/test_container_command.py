@@ -176,9 +176,8 @@ def test_batch_job_command_writes_the_full_disjoint_set(job_objects, server, tmp
     import hashlib
 
     import numpy as np
-    from PIL import Image
-
     from gan_client import GanClient
+    from PIL import Image
 
     job = next(o for o in job_objects if o["kind"] == "Job")
     inv = job_invocation(job, job_objects)
