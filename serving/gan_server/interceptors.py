@@ -5,6 +5,7 @@ Health checks stay reachable without a token so that probes work.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import time
@@ -40,6 +41,64 @@ def _wrap_unary_stream(handler: grpc.RpcMethodHandler, behaviour: Callable[..., 
         request_deserializer=handler.request_deserializer,
         response_serializer=handler.response_serializer,
     )
+
+
+class DrainGate(grpc.aio.ServerInterceptor):
+    """Counts RPCs in flight and, once draining, refuses new ones with UNAVAILABLE.
+
+    grpc's own ``server.stop()`` cancels calls that arrive while it shuts down
+    (the client sees CANCELLED, which clients do not retry). Refusing them
+    ourselves first, with a retryable UNAVAILABLE, and stopping only once the
+    accepted calls have finished, lets retrying clients move to another
+    replica or wait for the restart without losing a call. Health stays open
+    so that probes see NOT_SERVING.
+    """
+
+    def __init__(self) -> None:
+        self.draining = False
+        self.in_flight = 0
+
+    async def wait_idle(self, timeout: float) -> bool:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.in_flight and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        return self.in_flight == 0
+
+    async def intercept_service(self, continuation, details: grpc.HandlerCallDetails):  # type: ignore[override]
+        handler = await continuation(details)
+        if handler is None or details.method.startswith(_OPEN_PREFIXES):
+            return handler
+        gate = self
+
+        if handler.unary_unary:
+            inner = handler.unary_unary
+
+            async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                if gate.draining:
+                    await context.abort(grpc.StatusCode.UNAVAILABLE, "server is shutting down; retry")
+                gate.in_flight += 1
+                try:
+                    return await inner(request, context)
+                finally:
+                    gate.in_flight -= 1
+
+            return _wrap_unary(handler, unary)
+        if handler.unary_stream:
+            inner_stream = handler.unary_stream
+
+            async def stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                if gate.draining:
+                    await context.abort(grpc.StatusCode.UNAVAILABLE, "server is shutting down; retry")
+                gate.in_flight += 1
+                try:
+                    async for message in inner_stream(request, context):
+                        yield message
+                finally:
+                    gate.in_flight -= 1
+
+            return _wrap_unary_stream(handler, stream)
+        return handler
 
 
 class TokenAuthInterceptor(grpc.aio.ServerInterceptor):

@@ -24,7 +24,7 @@ from grpc_reflection.v1alpha import reflection
 
 from .batching import Dispatcher
 from .errors import add_lenient_service
-from .interceptors import ObservabilityInterceptor, TokenAuthInterceptor
+from .interceptors import DrainGate, ObservabilityInterceptor, TokenAuthInterceptor
 from .metrics import Metrics
 from .repository import ModelRepository
 from .sampling import LoadedModel, SampleSpec
@@ -131,7 +131,8 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None
         raise RuntimeError(f"no model could be loaded from {config.models}: {problems}")
 
     metrics = Metrics() if config.metrics_port is not None else None
-    interceptors: list[grpc.aio.ServerInterceptor] = []
+    gate = DrainGate()
+    interceptors: list[grpc.aio.ServerInterceptor] = [gate]
     if config.token:
         interceptors.append(TokenAuthInterceptor(config.token))
     interceptors.append(ObservabilityInterceptor(metrics, lambda name: name in repo.models))
@@ -214,7 +215,14 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None
     if reload_task:
         reload_task.cancel()
     await health_servicer.enter_graceful_shutdown()
-    await server.stop(config.grace)
+    # Refuse new calls (UNAVAILABLE, retryable), let accepted ones finish,
+    # then stop the transport with whatever grace is left.
+    gate.draining = True
+    started = loop.time()
+    idle = await gate.wait_idle(config.grace)
+    if not idle:
+        log.warning("%d calls still in flight after %.1f s; cancelling them", gate.in_flight, config.grace)
+    await server.stop(max(0.0, config.grace - (loop.time() - started)))
     await dispatcher.close()
     executor.shutdown(wait=True)
     log.info("stopped")
