@@ -125,7 +125,7 @@ def main() -> None:
     model = repo.get(args.model)
 
     t0 = time.perf_counter()
-    on = start_server(args.models, logdir / "bench-on.log", "--batch-delay-ms", "2")
+    on = start_server(args.models, logdir / "bench-on.log", "--batch-delay-ms", "0")
     startup = time.perf_counter() - t0
     off = start_server(args.models, logdir / "bench-off.log", "--no-batching")
     try:

@@ -7,7 +7,7 @@ Systems, all on 127.0.0.1 and stopped at the end:
 - in-process TorchScript (gan_server LoadedModel, TorchScript backend): the
   floor, single-image latency only;
 - gan-server gRPC (gan_client.GanClient), dynamic batching on (its defaults:
-  --workers 2, --batch-delay-ms 2, --max-batch 256), once per backend in
+  --workers 2, --batch-delay-ms 0, --max-batch 256), once per backend in
   --gan-backends (onnx is what we ship; torchscript runs the very file
   TorchServe runs);
 - TorchServe REST (``POST /predictions/<model>``) and TorchServe gRPC
@@ -364,7 +364,7 @@ def main() -> None:
     print("|---|" + "---|" * len(concurrency))
     for s in settings:
         print(f"| {s[0]}:{s[1]}:{s[2]} | " + " | ".join(f"{tuning[(s, c)]:,.0f}" for c in concurrency) + " |")
-    print("\ngan-server: default flags (--workers 2, batching on, --batch-delay-ms 2, --max-batch 256).")
+    print("\ngan-server: default flags (--workers 2, batching on, --batch-delay-ms 0, --max-batch 256).")
 
 
 def java_version() -> str:

@@ -1,9 +1,12 @@
 """Dynamic batching: concurrent requests for one model share backend runs.
 
-Each request is split into chunks of at most ``max_batch`` images. A chunk
-waits at most ``delay`` seconds (from the oldest queued chunk) for others to
-join; the queued chunks that fit in ``max_batch`` then run as one backend
-call, and each caller gets its own slice back. Every image's latent comes
+Each request is split into chunks of at most ``max_batch`` images. When a
+runner (one of ``max_in_flight``) is free, the queued chunks that fit in
+``max_batch`` run as one backend call, after waiting at most ``delay``
+seconds (from the oldest queued chunk) for more to join; each caller gets its
+own slice back. Chunks that arrive while every runner is busy queue up and
+form the next batch, so with ``delay`` 0 an idle server adds no latency and a
+loaded one still batches. Every image's latent comes
 from its own (seed, index) stream, so results do not depend on the grouping.
 
 With batching off (``delay=None``) each chunk runs alone.
@@ -90,8 +93,12 @@ class DynamicBatcher:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            # Wait for a full batch, or until the oldest chunk has waited `delay`.
-            while self._queued_images < self.max_batch:
+            # A free runner first: while every runner is busy, requests keep
+            # queueing and join the next batch (batching under load costs an
+            # idle server no latency).
+            await self._slots.acquire()
+            # Then wait for a full batch, or until the oldest chunk has waited `delay`.
+            while self._pending and self._queued_images < self.max_batch:
                 remaining = self._pending[0].enqueued + self.delay - time.perf_counter()
                 if remaining <= 0:
                     break
@@ -110,8 +117,8 @@ class DynamicBatcher:
                 batch.append(chunk)
                 total += chunk.count
             if not batch:
+                self._slots.release()
                 continue
-            await self._slots.acquire()
             task = loop.create_task(self._run(batch))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)

@@ -105,9 +105,10 @@ def _setup_logging(level: str, fmt: str) -> None:
 @click.option(
     "--batch-delay-ms",
     type=click.FloatRange(0),
-    default=2.0,
+    default=0.0,
     show_default=True,
-    help="Dynamic batching: how long a request may wait for others to share its backend run.",
+    help="Dynamic batching: how long a request may wait for others when a runner is free "
+    "(0: none; requests that arrive while the runners are busy are batched anyway).",
 )
 @click.option(
     "--batching/--no-batching",

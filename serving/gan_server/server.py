@@ -47,7 +47,7 @@ class ServerConfig:
     max_count: int = 4096
     max_stream_count: int = 1_000_000
     max_batch: int = 256
-    batch_delay_ms: float = 2.0
+    batch_delay_ms: float = 0.0
     batching: bool = True
     max_message_mb: int = 64
     grace: float = 10.0
