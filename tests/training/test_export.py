@@ -181,3 +181,19 @@ def test_eval_cli_reports_histogram_for_unconditional(exported) -> None:
     report = json.loads(result.output)
     assert sum(report["histogram"].values()) == 100
     assert 0 <= report["classes_covered"] <= 10
+
+
+def test_exported_version_is_readable_by_other_users(exported, tmp_path: Path) -> None:
+    # The server in the container runs as a non-root user: the version
+    # directory must not keep the 0700 mode of the exporter's staging dir.
+    import os
+    import stat
+
+    run, _ = exported["dcgan"]
+    old = os.umask(0o022)
+    try:
+        path = export_run(run, repo=tmp_path, name="perm", evaluate=False)
+    finally:
+        os.umask(old)
+    mode = stat.S_IMODE(path.stat().st_mode)
+    assert mode == 0o755, oct(mode)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 import shutil
 import tempfile
 import warnings
@@ -345,6 +346,11 @@ def export_run(
             result.pop("confusion", None)
             result.pop("model", None)
             write_manifest(staging, replace(manifest, metrics={**manifest.metrics, "eval": result}))
+        # mkdtemp made the staging directory 0700; a served repository must be
+        # readable by the (non-root) server, so give it a plain directory's mode.
+        umask = os.umask(0)
+        os.umask(umask)
+        staging.chmod(0o777 & ~umask)
         if final_dir.exists():
             shutil.rmtree(final_dir)
         staging.rename(final_dir)
