@@ -288,14 +288,14 @@ def info(client: GanClient, model: str, version: str | None, as_json: bool) -> N
         lines.append(f"codes range:   [{c.continuous_range[0]:g}, {c.continuous_range[1]:g}]")
     details = m.manifest.get("conditioning", {}).get("details", {})
     for key, value in details.items():
-        lines.append(f"{key + ':':<15}{_fmt(value)}")
+        lines.append(f"{key + ':':<14} {_fmt(value)}")
     training = m.manifest.get("training", {})
     if training:
         lines.append(
             "training:      " + ", ".join(f"{k}={_fmt(v)}" for k, v in training.items() if not isinstance(v, dict))
         )
     for key, value in m.manifest.get("metrics", {}).items():
-        lines.append(f"{key + ':':<15}{_fmt(value)}")
+        lines.append(f"{key + ':':<14} {_fmt(value)}")
     click.echo("\n".join(lines))
 
 
