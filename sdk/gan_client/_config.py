@@ -36,8 +36,10 @@ BATCH_CHUNK = 256
 class RetryPolicy:
     """gRPC's own retry policy (service config), applied to every Generator call.
 
-    A call that fails with one of ``status_codes`` (by default only UNAVAILABLE:
-    no server answered, or it is shutting down) is retried after
+    A call that fails with one of ``status_codes`` (by default UNAVAILABLE: no
+    server answered, or it is draining; and CANCELLED as sent by a server
+    whose transport is stopping — gRPC never retries a cancel made by the
+    caller itself) is retried after
     ``initial_backoff * backoff_multiplier**k`` seconds (at most
     ``max_backoff``, with gRPC's jitter), up to ``max_attempts`` attempts in all,
     all within the call's deadline. Requests are deterministic, so retrying
@@ -48,7 +50,7 @@ class RetryPolicy:
     initial_backoff: float = 0.2
     max_backoff: float = 5.0
     backoff_multiplier: float = 2.0
-    status_codes: tuple[str, ...] = ("UNAVAILABLE",)
+    status_codes: tuple[str, ...] = ("UNAVAILABLE", "CANCELLED")
 
     def __post_init__(self) -> None:
         if not 2 <= self.max_attempts <= MAX_ATTEMPTS_LIMIT:

@@ -105,7 +105,7 @@ def test_service_config_is_a_retry_policy_for_the_generator_service() -> None:
         "initialBackoff": "0.25s",
         "maxBackoff": "3s",
         "backoffMultiplier": 2.0,
-        "retryableStatusCodes": ["UNAVAILABLE"],
+        "retryableStatusCodes": ["UNAVAILABLE", "CANCELLED"],
     }
     off = dict(_core.channel_options(retry=None))
     assert off["grpc.enable_retries"] == 0 and "grpc.service_config" not in off
