@@ -197,3 +197,18 @@ def test_exported_version_is_readable_by_other_users(exported, tmp_path: Path) -
         os.umask(old)
     mode = stat.S_IMODE(path.stat().st_mode)
     assert mode == 0o755, oct(mode)
+
+
+def test_exported_files_name_no_build_machine_paths(exported) -> None:
+    # Shipped models must not embed this checkout's absolute paths (the
+    # exporters' stack traces and TorchScript debug records would).
+    import zipfile
+
+    root = str(Path(__file__).resolve().parents[2]).encode()
+    for _run, version_dir in exported.values():
+        for f in sorted(version_dir.iterdir()):
+            blobs = [f.read_bytes()]
+            if zipfile.is_zipfile(f):
+                with zipfile.ZipFile(f) as z:
+                    blobs += [z.read(n) for n in z.namelist()]
+            assert not any(root in b for b in blobs), f"{f} names {root.decode()}"

@@ -26,6 +26,7 @@ import os
 import shutil
 import tempfile
 import warnings
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -174,11 +175,44 @@ def output_shape(g_cfg: GeneratorConfig) -> tuple[int, ...]:
     return tuple(int(d) for d in g_cfg.out_shape)
 
 
+def strip_source_paths(path: Path) -> None:
+    """Remove debug records that name the build machine's source files.
+
+    The exporters embed Python stack traces (absolute paths of this checkout
+    and of site-packages) in ONNX node metadata and TorchScript's
+    ``*.debug_pkl`` records. Models are shipped artefacts: keep them free of
+    machine paths. Neither record is needed to load or run the model.
+    """
+    if path.suffix == ".onnx":
+        import onnx
+
+        model = onnx.load(str(path))
+        model.doc_string = ""
+        model.graph.doc_string = ""
+        for node in model.graph.node:
+            node.doc_string = ""
+            del node.metadata_props[:]
+        kept = [p for p in model.metadata_props if 'File "' not in p.value and "/" not in p.value]
+        del model.metadata_props[:]
+        model.metadata_props.extend(kept)
+        onnx.save(model, str(path))
+    elif path.suffix == ".ts":
+        with zipfile.ZipFile(path) as zin:
+            entries = [(info, zin.read(info.filename)) for info in zin.infolist()
+                       if not info.filename.endswith(".debug_pkl")]
+        tmp = path.with_suffix(".ts.tmp")
+        with zipfile.ZipFile(tmp, "w") as zout:
+            for info, data in entries:
+                zout.writestr(info, data)
+        tmp.replace(path)
+
+
 def export_torchscript(generator: torch.nn.Module, g_cfg: GeneratorConfig, path: Path) -> None:
     args = example_inputs(g_cfg, 2)
     with _quiet_exporter():
         traced = torch.jit.trace(generator, args)
         traced.save(str(path))
+        strip_source_paths(path)
         loaded = torch.jit.load(str(path))
     check = example_inputs(g_cfg, 5, seed=7)
     with torch.no_grad():
@@ -194,6 +228,8 @@ def export_program(generator: torch.nn.Module, g_cfg: GeneratorConfig, path: Pat
         program = torch.export.export(
             generator, example_inputs(g_cfg, 2), dynamic_shapes={n: {0: batch} for n in names}
         )
+        for node in program.graph.nodes:  # stack traces name the build machine's files
+            node.meta.pop("stack_trace", None)
         torch.export.save(program, str(path))
 
 
@@ -265,6 +301,7 @@ def export_run(
     staging = Path(tempfile.mkdtemp(prefix=f".{version}.staging-", dir=model_dir))
     try:
         exporter = export_onnx(generator, g_cfg, staging / "model.onnx")
+        strip_source_paths(staging / "model.onnx")
         parity = check_onnx(staging / "model.onnx", generator, g_cfg)
         export_torchscript(generator, g_cfg, staging / "model.ts")
         files = {"onnx": "model.onnx", "torchscript": "model.ts"}
@@ -276,6 +313,7 @@ def export_run(
         encoder_parity = None
         if "encoder" in ckpt["state"]:  # BiGAN, VAE-GAN: see "The encoder" below
             encoder_parity = export_encoder(ckpt, staging / ENCODER_FILE)
+            strip_source_paths(staging / ENCODER_FILE)
             files["encoder_onnx"] = ENCODER_FILE
         training = {
             "variant": cfg.variant,
