@@ -60,6 +60,7 @@ def _params(module: torch.nn.Module) -> list[torch.Tensor]:
         ("infogan", {}),
         ("infogan", {"labelled_fraction": 0.05}),
         ("infogan", {"labelled_fraction": 0.05, "q_fake_cat_weight": 0.0, "q_trains_body": False}),
+        ("infogan", {"q_fixed_variance": True, "augment_labelled": False, "g_ema": 0.99}),
     ],
 )
 def test_one_real_training_step(mnist, tmp_path: Path, name: str, extra: dict) -> None:
@@ -75,7 +76,7 @@ def test_one_real_training_step(mnist, tmp_path: Path, name: str, extra: dict) -
     assert any(not torch.equal(a, b) for a, b in zip(d0, variant.D.parameters())), "D did not move"
     if name == "infogan":
         assert {"loss_info_cat", "loss_info_cont"} <= set(losses)
-        assert ("loss_sup" in losses) == bool(extra)
+        assert ("loss_sup" in losses) == (extra.get("labelled_fraction", 0) > 0)
 
 
 def test_weight_average_follows_g_and_is_what_generate_uses(mnist, tmp_path: Path) -> None:
@@ -121,3 +122,18 @@ def test_semi_supervised_loss_reaches_q_from_labelled_reals(mnist, tmp_path: Pat
     losses.categorical_nll(out.cat_logits, variant.labelled_y[:8]).backward()
     grad = variant.D.q_head[-1].weight.grad
     assert grad is not None and grad[:10].abs().sum() > 0
+
+
+def test_fixed_variance_ignores_q_logvar(tmp_path: Path) -> None:
+    from gan_training.models import InfoOutput
+
+    targets = {"category": torch.eye(10)[:4], "continuous": torch.full((4, 2), 0.5)}
+    mean = torch.zeros(4, 2)
+
+    def cont_loss(fixed: bool, logvar: float) -> float:
+        _, variant = build_variant(tiny_config("infogan", tmp_path, q_fixed_variance=fixed), torch.device("cpu"))
+        out = InfoOutput(torch.zeros(4), torch.zeros(4, 10), mean, torch.full((4, 2), logvar))
+        return variant.info_loss(out, targets)[1].item()
+
+    assert cont_loss(True, -3.0) == cont_loss(True, 2.0)
+    assert cont_loss(False, -3.0) != cont_loss(False, 2.0)

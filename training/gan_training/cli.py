@@ -111,6 +111,11 @@ def main() -> None:
     default=True,
     help="InfoGAN: whether Q's info loss on fakes also trains D's shared body.",
 )
+@click.option(
+    "--q-fixed-variance",
+    is_flag=True,
+    help="InfoGAN: Q's Gaussian for the continuous codes has unit variance instead of a learned one.",
+)
 @click.option("--eval-every", type=click.IntRange(min=0), default=1, help="Judge samples every N epochs (0: last only).")
 @click.option("--eval-samples", type=click.IntRange(min=10), default=100, help="Samples per digit/category when judging.")
 @click.option("--device", default="auto", help="auto, cpu, cuda or cuda:N.")
@@ -155,6 +160,7 @@ def fit(**opts) -> None:
         augment_labelled=opts["augment_labelled"],
         q_fake_cat_weight=opts["q_fake_cat_weight"],
         q_trains_body=opts["q_trains_body"],
+        q_fixed_variance=opts["q_fixed_variance"],
         eval_every=opts["eval_every"],
         eval_samples_per_class=opts["eval_samples"],
         data_dir=opts["data_dir"],
@@ -194,14 +200,18 @@ def fit(**opts) -> None:
               help="Triton model repository root for --format triton.")
 @click.option("--triton-max-batch-size", type=click.IntRange(min=1), default=256, show_default=True)
 @click.option("--triton-max-queue-delay-us", type=click.IntRange(min=0), default=2000, show_default=True)
+@click.option("--no-torch-export", is_flag=True, help="Leave out model.pt2 (no server backend reads it).")
 def export(run_dir: str, repo: str, name: str, version: str | None, overwrite: bool, formats: tuple[str, ...],
-           mar_out: str, triton_out: str, triton_max_batch_size: int, triton_max_queue_delay_us: int) -> None:
+           mar_out: str, triton_out: str, triton_max_batch_size: int, triton_max_queue_delay_us: int,
+           no_torch_export: bool) -> None:
     """Export RUN_DIR's generator (ONNX, TorchScript, torch.export + manifest)."""
     from .export import ExportError, export_run
     from .interop.torchserve import MarError
 
     try:
-        path = export_run(run_dir, repo=repo, name=name, version=version, overwrite=overwrite)
+        path = export_run(
+            run_dir, repo=repo, name=name, version=version, overwrite=overwrite, torch_export=not no_torch_export
+        )
         sizes = ", ".join(f"{p.name} {p.stat().st_size / 1e6:.2f} MB" for p in sorted(path.iterdir()))
         click.echo(f"exported {path} ({sizes})")
         if "mar" in formats:

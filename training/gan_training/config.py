@@ -62,6 +62,8 @@ class TrainConfig:
     # Chen et al.), or only the Q head (D's body then learns from the
     # real/fake and supervised losses alone).
     q_trains_body: bool = True
+    # Q's Gaussian for the continuous codes: unit variance instead of learned.
+    q_fixed_variance: bool = False
 
     # Evaluation with the project classifier, logged to metrics.jsonl
     eval_every: int = 1  # epochs; 0 = never

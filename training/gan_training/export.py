@@ -240,8 +240,13 @@ def export_run(
     version: str | None = None,
     overwrite: bool = False,
     evaluate: bool = True,
+    torch_export: bool = True,
 ) -> Path:
-    """Export ``run_dir``'s latest checkpoint to ``repo/name/version``."""
+    """Export ``run_dir``'s latest checkpoint to ``repo/name/version``.
+
+    ``torch_export=False`` leaves out model.pt2 (no server backend reads it;
+    the model zoo drops it to stay small).
+    """
     from gan_server.manifest import (
         Conditioning,
         FileEntry,
@@ -306,8 +311,9 @@ def export_run(
         export_torchscript(generator, g_cfg, staging / "model.ts")
         files = {"onnx": "model.onnx", "torchscript": "model.ts"}
         try:
-            export_program(generator, g_cfg, staging / "model.pt2")
-            files["torch_export"] = "model.pt2"
+            if torch_export:
+                export_program(generator, g_cfg, staging / "model.pt2")
+                files["torch_export"] = "model.pt2"
         except Exception as exc:  # optional artefact
             warnings.warn(f"torch.export failed, shipping without model.pt2: {exc}")
         encoder_parity = None
@@ -335,7 +341,11 @@ def export_run(
                 else {}
             ),
             **(
-                {"q_fake_cat_weight": cfg.q_fake_cat_weight, "q_trains_body": cfg.q_trains_body}
+                {
+                    "q_fake_cat_weight": cfg.q_fake_cat_weight,
+                    "q_trains_body": cfg.q_trains_body,
+                    "q_fixed_variance": cfg.q_fixed_variance,
+                }
                 if g_cfg.conditioning == "infogan"
                 else {}
             ),
