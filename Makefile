@@ -11,13 +11,14 @@ MODELS ?= models
 
 DEB_PACKAGES ?= dataset-fashion-mnist
 
-.PHONY: help venv deb-deps test test-slow demo proto models serve lint bench docs-figures clean
+.PHONY: help venv deb-deps test test-slow demo proto models zoo zoo-table serve lint bench docs-figures clean
 
 help:
 	@echo "make demo       start the server on the bundled models, sample a grid of 7s"
 	@echo "make test       set up .venv and run the test suite"
 	@echo "make test-slow  the slow suites"
-	@echo "make models     retrain the bundled models from fixed seeds"
+	@echo "make zoo        retrain every bundled model from fixed seeds, judge them, write docs/model-zoo.md"
+	@echo "make zoo-table  judge the bundled models and rewrite docs/model-zoo.md (no training)"
 	@echo "make proto      regenerate the gRPC code from protos/"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -81,8 +82,13 @@ proto: $(STAMP)
 	  $$(cd protos && find ./gan -name '*.proto' | sort | sed 's|^\./|protos/|')
 	$(PY) -m grpc_tools.protoc -Igan_server/_proto=protos --python_out=serving --pyi_out=serving --grpc_python_out=serving protos/inference/grpc_predict_v2.proto
 
-models: $(STAMP)
-	$(MAKE) -C . -f models.mk PY=$(abspath $(PY))
+# Every model of the zoo (models.mk), then `gan-train eval` on each and the
+# generated table (docs/model-zoo.md, README). Two trainings at a time.
+zoo models: $(STAMP) deb-deps
+	$(MAKE) -C . -f models.mk PY=$(abspath $(PY)) -j2 all
+
+zoo-table: $(STAMP) deb-deps
+	$(MAKE) -C . -f models.mk PY=$(abspath $(PY)) table
 
 serve: $(STAMP)
 	$(VENV)/bin/gan-server --models $(MODELS) --port $(PORT)

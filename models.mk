@@ -18,6 +18,7 @@ RUNS ?= runs/bundled
 THREADS ?= 1
 DEVICE ?= cpu
 VERSION ?= 1
+EVAL_DIR ?= docs/zoo
 
 TRAIN := $(PY) -m gan_training.cli
 FIT := $(TRAIN) fit --dataset mnist --device $(DEVICE) --threads $(THREADS) --no-progress
@@ -94,27 +95,33 @@ $(TOY_RUNS): toy-%:
 	  --name $(subst -$(lastword $(subst -, ,$*)),,$*) --version $(lastword $(subst -, ,$*)) --overwrite --no-torch-export
 
 $(TOYS): %: $(foreach s,$(TOY_SEEDS),toy-%-$(s))
-	$(TRAIN) zoo-pick $(RUNS)/toy-repo/$@ --repo $(MODELS) --version $(VERSION)
+	$(TRAIN) zoo-seeds $@ --runs $(RUNS)/toys --toy-repo $(RUNS)/toy-repo --repo $(MODELS) \
+	  --version $(VERSION) --eval-dir $(EVAL_DIR)
 
 HEADLINE := dcgan cgan infogan infogan-unsupervised
 ZOO := $(ZOO_MNIST) cgan-fashion $(TOYS)
 
-.PHONY: all zoo eval table classifier $(HEADLINE) $(ZOO) $(TOY_RUNS)
+.PHONY: all zoo eval table classifier classifier-fashion $(HEADLINE) $(ZOO) $(TOY_RUNS)
 
 all: $(HEADLINE) $(ZOO)
 	$(MAKE) -f models.mk PY=$(PY) table
 
+zoo: all
+
 # `gan-train eval` on every bundled model, kept as JSON beside the table.
-EVAL_DIR ?= docs/zoo
 eval:
 	mkdir -p $(EVAL_DIR)
 	for m in $(HEADLINE) $(ZOO_MNIST) cgan-fashion $(TOYS); do \
-	  $(TRAIN) eval $(MODELS)/$$m/$(VERSION) --json --out $(EVAL_DIR)/$$m.json || exit 1; done
+	  $(TRAIN) eval $(MODELS)/$$m/$(VERSION) --out $(EVAL_DIR)/$$m.json || exit 1; done
 	$(TRAIN) eval $(MODELS)/infogan/$(VERSION) --min-accuracy 0.97 --min-worst 0.90
 
 table: eval
-	$(TRAIN) zoo-table $(EVAL_DIR) --toy-repo $(RUNS)/toy-repo --out docs/model-zoo.md
+	$(TRAIN) zoo-table $(EVAL_DIR) --models $(MODELS) --out docs/model-zoo.md --readme README.md
 
 classifier:
 	$(TRAIN) classifier --seed 0 --epochs 30 --threads 1 \
 	  --out training/gan_training/assets/mnist_classifier.pt
+
+classifier-fashion:
+	$(TRAIN) classifier --dataset fashion-mnist --seed 0 --epochs 4 --threads 1 \
+	  --out training/gan_training/assets/fashion-mnist_classifier.pt

@@ -162,7 +162,7 @@ def test_parity_failure_aborts_without_leaving_a_version(exported, tmp_path: Pat
 
 def test_eval_cli_reports_per_digit_accuracy(exported) -> None:
     _, version_dir = exported["cgan"]
-    result = CliRunner().invoke(main, ["eval", str(version_dir), "--json", "--samples", "20"])
+    result = CliRunner().invoke(main, ["eval", str(version_dir), "--json", "--samples", "20", "--fld-samples", "200"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["samples_per_digit"] == 20
@@ -170,17 +170,19 @@ def test_eval_cli_reports_per_digit_accuracy(exported) -> None:
     assert report["worst_digit_accuracy"] == min(report["per_digit_accuracy"].values())
     assert np.array(report["confusion"]).sum() == 200
     # An untrained model cannot pass the bundled-model bar: the gate must trip.
-    gated = CliRunner().invoke(main, ["eval", str(version_dir), "--samples", "20", "--min-accuracy", "0.97"])
+    gated = CliRunner().invoke(
+        main, ["eval", str(version_dir), "--samples", "20", "--fld-samples", "200", "--min-accuracy", "0.97"]
+    )
     assert gated.exit_code == 1
 
 
 def test_eval_cli_reports_histogram_for_unconditional(exported) -> None:
     _, version_dir = exported["dcgan"]
-    result = CliRunner().invoke(main, ["eval", str(version_dir), "--json", "--samples", "10"])
+    result = CliRunner().invoke(main, ["eval", str(version_dir), "--json", "--fld-samples", "200"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
-    assert sum(report["histogram"].values()) == 100
-    assert 0 <= report["classes_covered"] <= 10
+    assert sum(report["histogram"].values()) == 200
+    assert 0 <= report["classes_covered"] <= 10 and report["fld"] > 0
 
 
 def test_exported_version_is_readable_by_other_users(exported, tmp_path: Path) -> None:

@@ -1,14 +1,17 @@
-"""The project's MNIST classifier: trains it, ships it, and judges digits with it.
+"""The project's classifiers: train them, ship them, judge images with them.
 
-The shipped weights live in ``gan_training/assets/mnist_classifier.pt``
-(config + state_dict + held-out accuracy; loads with ``weights_only=True``).
-Retrain them reproducibly with::
+Two assets live in ``gan_training/assets/`` (config + state_dict + held-out
+accuracy; they load with ``weights_only=True``):
 
-    gan-train classifier --out training/gan_training/assets/mnist_classifier.pt
+* ``mnist_classifier.pt`` trains on 4,000 of the 5,000 embedded digits
+  (``data.stratified_split``) and is scored on the 1,000 held out;
+* ``fashion-mnist_classifier.pt`` trains on the 60,000 Fashion-MNIST
+  training images and is scored on the 10,000 test images.
 
-It trains on 4,000 of the 5,000 embedded digits (``data.stratified_split``)
-with small random shifts, rotations and scalings, and reports accuracy on the
-1,000 held out. Use it through :func:`classify`::
+Both see small random shifts, rotations and scalings while training.
+Retrain them reproducibly with ``gan-train classifier [--dataset D]``. Use
+them through :func:`classify` (class indices) and :func:`embed` (the
+penultimate features that the Frechet distance compares)::
 
     from gan_training.classifier import classify
     labels = classify(images)  # uint8 0..255 or float in [-1, 1]
@@ -37,6 +40,7 @@ ASSET_FORMAT = "gan_training.mnist_classifier/1"
 @dataclass(frozen=True)
 class ClassifierTrainConfig:
     out: str = "training/gan_training/assets/mnist_classifier.pt"
+    dataset: str = "mnist"  # or "fashion-mnist"
     seed: int = 0
     epochs: int = 30
     batch_size: int = 64
@@ -48,8 +52,29 @@ class ClassifierTrainConfig:
     device: str = "cpu"
 
 
-def default_asset_path() -> Path:
-    return Path(str(resources.files("gan_training") / "assets" / "mnist_classifier.pt"))
+# Datasets whose images the judges know, and which judge: IDX MNIST is MNIST.
+JUDGE_DATASET = {"mnist": "mnist", "mnist-idx": "mnist", "fashion-mnist": "fashion-mnist"}
+
+
+def default_asset_path(dataset: str = "mnist") -> Path:
+    """The shipped classifier for ``dataset`` (mnist, mnist-idx, fashion-mnist)."""
+    if dataset not in JUDGE_DATASET:
+        raise ValueError(f"no classifier for dataset {dataset!r}; known: {', '.join(JUDGE_DATASET)}")
+    return Path(str(resources.files("gan_training") / "assets" / f"{JUDGE_DATASET[dataset]}_classifier.pt"))
+
+
+def _train_and_held_out(dataset: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    if dataset == "mnist":
+        ds = load_dataset("mnist")
+        train_idx, held_idx = stratified_split(ds.labels)
+        return ds.images[train_idx], ds.labels[train_idx], ds.images[held_idx], ds.labels[held_idx]
+    if dataset == "fashion-mnist":
+        from .datasets_extra import load_idx_dataset
+
+        train = load_idx_dataset("fashion-mnist", split="train")
+        test = load_idx_dataset("fashion-mnist", split="test")
+        return train.images, train.labels, test.images, test.labels
+    raise ValueError(f"classifiers train on mnist or fashion-mnist, not {dataset!r}")
 
 
 def augment(x: torch.Tensor, cfg: ClassifierTrainConfig) -> torch.Tensor:
@@ -68,10 +93,7 @@ def train_classifier(cfg: ClassifierTrainConfig, model_cfg: ClassifierConfig = C
     """Train on the 4,000-digit split, save the asset to ``cfg.out``, return it."""
     torch.manual_seed(cfg.seed)
     device = torch.device(cfg.device)
-    ds = load_dataset("mnist")
-    train_idx, held_idx = stratified_split(ds.labels)
-    x_tr, y_tr = ds.images[train_idx].to(device), ds.labels[train_idx].to(device)
-    x_ho, y_ho = ds.images[held_idx].to(device), ds.labels[held_idx].to(device)
+    x_tr, y_tr, x_ho, y_ho = (t.to(device) for t in _train_and_held_out(cfg.dataset))
 
     model = MnistClassifier(model_cfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -96,12 +118,13 @@ def train_classifier(cfg: ClassifierTrainConfig, model_cfg: ClassifierConfig = C
     accuracy, per_digit = _accuracy(model, x_ho, y_ho)
     asset = {
         "format": ASSET_FORMAT,
+        "dataset": cfg.dataset,
         "config": model_cfg.to_dict(),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "held_out_accuracy": accuracy,
         "held_out_per_digit_accuracy": per_digit,
-        "held_out_size": int(len(held_idx)),
-        "train_size": int(len(train_idx)),
+        "held_out_size": int(len(y_ho)),
+        "train_size": int(len(y_tr)),
         "train_config": asdict(cfg),
         "train_seconds": time.time() - start,
     }
@@ -113,9 +136,18 @@ def train_classifier(cfg: ClassifierTrainConfig, model_cfg: ClassifierConfig = C
     return asset
 
 
-def load_classifier(path: Path | str | None = None, device: str | torch.device = "cpu") -> MnistClassifier:
-    """The shipped classifier (or the one at ``path``), in eval mode."""
-    return _load_cached(str(path or default_asset_path()), str(device))
+def load_classifier(
+    path: Path | str | None = None, device: str | torch.device = "cpu", dataset: str = "mnist"
+) -> MnistClassifier:
+    """The shipped classifier for ``dataset`` (or the one at ``path``), in eval mode."""
+    return _load_cached(str(path or default_asset_path(dataset)), str(device))
+
+
+def asset_info(path: Path | str | None = None, dataset: str = "mnist") -> dict[str, Any]:
+    """The asset's held-out accuracy and sizes (no weights)."""
+    asset = torch.load(str(path or default_asset_path(dataset)), map_location="cpu", weights_only=True)
+    keys = ("dataset", "held_out_accuracy", "held_out_per_digit_accuracy", "held_out_size", "train_size")
+    return {"dataset": "mnist", **{k: asset[k] for k in keys if k in asset}}
 
 
 @lru_cache(maxsize=4)
@@ -164,3 +196,14 @@ def classify(images: Any, model: MnistClassifier | None = None, batch_size: int 
     x = to_model_range(images)
     preds = [model(x[i : i + batch_size].to(device)).argmax(1).cpu() for i in range(0, len(x), batch_size)]
     return torch.cat(preds) if preds else torch.zeros(0, dtype=torch.int64)
+
+
+@torch.no_grad()
+def embed(images: Any, model: MnistClassifier | None = None, batch_size: int = 500) -> np.ndarray:
+    """The classifier's pooled convolutional features (N, 4 * width) float64:
+    what the Frechet distance (FLD) compares."""
+    model = model or load_classifier()
+    device = next(model.parameters()).device
+    x = to_model_range(images)
+    feats = [model.features(x[i : i + batch_size].to(device)).flatten(1).cpu() for i in range(0, len(x), batch_size)]
+    return torch.cat(feats).double().numpy() if feats else np.zeros((0, 4 * model.cfg.width))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 
 import click
 
@@ -230,28 +231,33 @@ def export(run_dir: str, repo: str, name: str, version: str | None, overwrite: b
 
 @main.command(name="eval")
 @click.argument("model_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--samples", type=click.IntRange(min=1), default=100, help="Samples per digit.")
+@click.option("--samples", type=click.IntRange(min=1), default=100, help="Samples per class for conditional accuracy.")
+@click.option("--fld-samples", type=click.IntRange(min=100), default=10_000, show_default=True,
+              help="Generated images for FLD and class coverage.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, help="Request seed for draw_codes.")
 @click.option("--json", "as_json", is_flag=True, help="Print the full result as JSON.")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None, help="Also write the JSON here.")
 @click.option("--min-accuracy", type=float, default=None, help="Fail (exit 1) below this overall accuracy.")
 @click.option("--min-worst", type=float, default=None, help="Fail (exit 1) below this worst-digit accuracy.")
-def evaluate(model_dir: str, samples: int, seed: int, as_json: bool, min_accuracy: float | None, min_worst: float | None) -> None:
-    """Judge MODEL_DIR's ONNX generator with the project classifier."""
+def evaluate(model_dir: str, samples: int, fld_samples: int, seed: int, as_json: bool, out_path: str | None,
+             min_accuracy: float | None, min_worst: float | None) -> None:
+    """Judge MODEL_DIR's ONNX generator: FLD, class coverage, conditional accuracy, 2-D modes."""
+    from gan_server.manifest import ManifestError
+
+    from .data import DatasetError
     from .evaluation import evaluate_model_dir
 
-    result = evaluate_model_dir(model_dir, samples_per_digit=samples, seed=seed)
+    try:
+        result = evaluate_model_dir(model_dir, samples_per_digit=samples, seed=seed, fld_samples=fld_samples)
+    except (ManifestError, DatasetError, ValueError, FileNotFoundError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if out_path:
+        Path(out_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(out_path).write_text(json.dumps(result, indent=2) + "\n")
     if as_json:
         click.echo(json.dumps(result, indent=2))
-    elif result["conditioning"] == "none":
-        click.echo(f"{result['model']}: {result['samples']} samples, classes covered {result['classes_covered']}/10")
-        click.echo("histogram " + " ".join(f"{d}:{n}" for d, n in result["histogram"].items()))
     else:
-        click.echo(
-            f"{result['model']}: overall {result['overall_accuracy']:.3f}, "
-            f"worst digit {result['worst_digit']} at {result['worst_digit_accuracy']:.3f} "
-            f"({samples} samples per digit)"
-        )
-        click.echo("per digit " + " ".join(f"{d}:{a:.2f}" for d, a in result["per_digit_accuracy"].items()))
+        click.echo(_eval_summary(result))
     failed = []
     if min_accuracy is not None and result.get("overall_accuracy", 0.0) < min_accuracy:
         failed.append(f"overall accuracy below {min_accuracy}")
@@ -262,26 +268,106 @@ def evaluate(model_dir: str, samples: int, seed: int, as_json: bool, min_accurac
         sys.exit(1)
 
 
+def _eval_summary(r: dict) -> str:
+    lines = [f"{r['model']} ({r['variant']} on {r['dataset']})"]
+    if "modes" in r:
+        m = r["modes"]
+        lines.append(
+            f"modes captured {m['modes_captured']}/{m['modes_total']}, high quality {m['high_quality_fraction']:.3f}, "
+            f"reverse KL {m['reverse_kl']:.3f} ({m['samples']} samples)"
+        )
+        return "\n".join(lines)
+    if "fld" not in r:
+        return "\n".join(lines + [f"mean {r['mean']:.3f}, std {r['std']:.3f}"])
+    lines.append(
+        f"FLD {r['fld']:.2f} vs {r['fld_reference']} ({r['samples']} samples); classes covered "
+        f"{r['classes_covered']}/10, KL to uniform {r['kl_to_uniform']:.3f}"
+    )
+    lines.append("histogram " + " ".join(f"{d}:{n}" for d, n in r["histogram"].items()))
+    if "overall_accuracy" in r:
+        names = r["class_names"]
+        lines.append(
+            f"conditional accuracy {r['overall_accuracy']:.3f}, worst class {names[r['worst_digit']]} "
+            f"at {r['worst_digit_accuracy']:.3f} ({r['samples_per_digit']} samples per class)"
+        )
+        lines.append("per class " + " ".join(f"{names[int(d)]}:{a:.2f}" for d, a in r["per_digit_accuracy"].items()))
+    return "\n".join(lines)
+
+
+@main.command(name="zoo-seeds")
+@click.argument("name")
+@click.option("--runs", "runs_dir", type=click.Path(file_okay=False), required=True,
+              help="Where the seeds' runs are: RUNS/NAME-SEED.")
+@click.option("--toy-repo", type=click.Path(exists=True, file_okay=False), required=True,
+              help="Where the seeds' exports are: TOY_REPO/NAME/SEED.")
+@click.option("--repo", type=click.Path(file_okay=False), default="models", show_default=True)
+@click.option("--version", default="1", show_default=True)
+@click.option("--eval-dir", type=click.Path(file_okay=False), default="docs/zoo", show_default=True)
+def zoo_seeds(name: str, runs_dir: str, toy_repo: str, repo: str, version: str, eval_dir: str) -> None:
+    """Judge every seed of a 2-D model; write mean +- SE; bundle the best seed."""
+    from .evaluation import evaluate_model_dir
+    from .export import export_run
+    from .zoo import seeds_summary
+
+    seed_dirs = (p for p in (Path(toy_repo) / name).iterdir() if p.is_dir() and p.name.isdigit())
+    exports = sorted(seed_dirs, key=lambda p: int(p.name))
+    if not exports:
+        raise click.ClickException(f"{Path(toy_repo) / name}: no seed versions")
+    summary = seeds_summary({p.name: evaluate_model_dir(p) for p in exports})
+    out = Path(eval_dir) / f"{name}-seeds.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(summary, indent=2) + "\n")
+    best = Path(runs_dir) / f"{name}-{summary['best_seed']}"
+    path = export_run(best, repo=repo, name=name, version=version, overwrite=True, torch_export=False)
+    m = summary["modes_captured"]
+    click.echo(f"{name}: modes {m['mean']:.2f} +- {m['se']:.2f} over {len(exports)} seeds; bundled seed "
+               f"{summary['best_seed']} as {path}")
+
+
+@main.command(name="zoo-table")
+@click.argument("eval_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--models", type=click.Path(exists=True, file_okay=False), default="models", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), default="docs/model-zoo.md", show_default=True)
+@click.option("--img-dir", type=click.Path(file_okay=False), default="docs/img/zoo", show_default=True)
+@click.option("--readme", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Also replace the table between the zoo-table markers in this README.")
+def zoo_table(eval_dir: str, models: str, out: str, img_dir: str, readme: str | None) -> None:
+    """Write docs/model-zoo.md (and the README's table) from the eval JSON."""
+    from .zoo import write_zoo_page
+
+    try:
+        write_zoo_page(Path(eval_dir), Path(models), Path(out), Path(img_dir), Path(readme) if readme else None)
+    except (FileNotFoundError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"wrote {out}")
+
+
 @main.command()
 @click.option(
     "--out",
     type=click.Path(dir_okay=False),
-    default="training/gan_training/assets/mnist_classifier.pt",
-    help="Where to write the classifier weights.",
+    default=None,
+    help="Where to write the classifier weights [training/gan_training/assets/DATASET_classifier.pt].",
 )
+@click.option("--dataset", type=click.Choice(["mnist", "fashion-mnist"]), default="mnist", show_default=True)
 @click.option("--seed", type=int, default=0)
 @click.option("--epochs", type=click.IntRange(min=1), default=30)
 @click.option("--threads", type=click.IntRange(min=0), default=0, help="torch CPU threads (0: torch default).")
-def classifier(out: str, seed: int, epochs: int, threads: int) -> None:
-    """(Re)train the project's MNIST classifier from a fixed seed."""
+def classifier(out: str | None, dataset: str, seed: int, epochs: int, threads: int) -> None:
+    """(Re)train the project's MNIST or Fashion-MNIST classifier from a fixed seed."""
     import torch
 
     from .classifier import ClassifierTrainConfig, train_classifier
+    from .data import DatasetError
 
     if threads:
         torch.set_num_threads(threads)
-    asset = train_classifier(ClassifierTrainConfig(out=out, seed=seed, epochs=epochs))
-    click.echo(f"held-out accuracy {asset['held_out_accuracy']:.4f} on {asset['held_out_size']} digits; saved {out}")
+    out = out or f"training/gan_training/assets/{dataset}_classifier.pt"
+    try:
+        asset = train_classifier(ClassifierTrainConfig(out=out, dataset=dataset, seed=seed, epochs=epochs))
+    except DatasetError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"held-out accuracy {asset['held_out_accuracy']:.4f} on {asset['held_out_size']} images; saved {out}")
 
 
 if __name__ == "__main__":

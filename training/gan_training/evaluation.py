@@ -1,14 +1,26 @@
-"""Judging generators with the project classifier.
+"""Judging generators with the project classifiers.
 
 Pure helpers (confusion matrices, Hungarian category->digit matching) plus
 ``evaluate_model_dir``, the engine of ``gan-train eval MODEL_DIR``: it runs
 the exported ONNX file through onnxruntime with codes drawn by
-``gan_server.latents.draw_codes``, i.e. exactly as the server would.
+``gan_server.latents.draw_codes``, i.e. exactly as the server would, and
+reports (metric definitions in quality.py):
+
+* image models: FLD (Frechet distance between classifier features of 10,000
+  generated and the real images), the predicted-class histogram, classes
+  covered, KL(histogram || uniform); conditional models also the share of
+  images that are the class asked for, per class, over ``samples_per_digit``
+  codes per class;
+* 2-D mixtures (ring8, grid25): the VEEGAN/PacGAN mode protocol over 2,500
+  samples;
+* the manifest's facts: variant, dataset, epochs, training time, generator
+  parameters, size on disk.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -92,67 +104,170 @@ def class_histogram(predicted: np.ndarray) -> dict[str, Any]:
 # --------------------------------------------------------------------------
 # Evaluating an exported model directory
 
+FLD_SAMPLES = 10_000
+TOY_SAMPLES = 2_500
+CHUNK = 500
 
-def evaluate_model_dir(model_dir: Path | str, samples_per_digit: int = 100, seed: int = 0) -> dict[str, Any]:
-    """Judge the ONNX generator in ``model_dir`` with the project classifier.
 
-    Codes come from ``draw_codes(seed, ...)``; for conditional models the
-    requested digit then replaces the drawn label/category, as the server
-    does, so each digit is drawn with the same 100 styles.
+@lru_cache(maxsize=4)
+def real_reference(dataset: str) -> tuple[str, int, np.ndarray, np.ndarray]:
+    """What generated images are compared with: (description, count, feature
+    mean, feature covariance). MNIST: the 5,000 embedded digits (all there
+    are here); Fashion-MNIST: the 10,000 test images."""
+    from .classifier import JUDGE_DATASET, embed, load_classifier
+    from .data import load_dataset
+    from .quality import feature_stats
+
+    judge = JUDGE_DATASET[dataset]
+    if judge == "mnist":
+        ds = load_dataset("mnist")
+        what = "the 5,000 embedded MNIST digits"
+    else:
+        from .datasets_extra import load_idx_dataset
+
+        ds = load_idx_dataset("fashion-mnist", split="test")
+        what = "the 10,000 Fashion-MNIST test images"
+    mu, sigma = feature_stats(embed(ds.images, load_classifier(dataset=judge)))
+    return what, len(ds), mu, sigma
+
+
+def model_facts(model_dir: Path, manifest: Any) -> dict[str, Any]:
+    """Variant, dataset, training length/time, size: from the manifest and disk."""
+    training = manifest.training or {}
+    files = sorted(p for p in model_dir.iterdir() if p.is_file())
+    return {
+        "model": f"{manifest.name}/{manifest.version}",
+        "name": manifest.name,
+        "variant": manifest.variant,
+        "dataset": manifest.dataset,
+        "conditioning": manifest.conditioning.kind,
+        "epochs": training.get("epochs"),
+        "training_seconds": training.get("duration_seconds"),
+        "generator_parameters": training.get("generator_parameters"),
+        "width": training.get("width"),
+        "size_bytes": int(sum(p.stat().st_size for p in files)),
+        "files": [p.name for p in files],
+    }
+
+
+def evaluate_model_dir(
+    model_dir: Path | str, samples_per_digit: int = 100, seed: int = 0, fld_samples: int = FLD_SAMPLES
+) -> dict[str, Any]:
+    """Judge the ONNX generator in ``model_dir`` (see the module docstring).
+
+    Codes come from ``draw_codes(seed, ...)``. For conditional models the
+    FLD/coverage set asks for the classes in turn (image i asks for class
+    i mod 10), and the accuracy set asks for each class with the same
+    ``samples_per_digit`` styles, as the server does for ``--digit``.
     """
     import onnxruntime as ort
-    from gan_server.latents import draw_codes
     from gan_server.manifest import load_manifest
 
-    from .classifier import classify
+    from .datasets_extra import dataset_info
 
     model_dir = Path(model_dir)
     manifest = load_manifest(model_dir)
-    cond = manifest.conditioning
     session = ort.InferenceSession(str(model_dir / manifest.files["onnx"].path), providers=["CPUExecutionProvider"])
-
-    def run(feeds: dict[str, np.ndarray]) -> np.ndarray:
-        return session.run(["images"], feeds)[0]
-
-    result: dict[str, Any] = {
-        "model": f"{manifest.name}/{manifest.version}",
-        "variant": manifest.variant,
-        "conditioning": cond.kind,
-        "seed": seed,
-    }
-    if cond.kind == "none":
-        n = samples_per_digit * NUM_DIGITS
-        codes = draw_codes(seed, 0, n, manifest.latent.dim)
-        images = np.concatenate([run({"z": codes.z[i : i + 500]}) for i in range(0, n, 500)])
-        result.update(samples=n, **class_histogram(classify(images).numpy()))
+    result = model_facts(model_dir, manifest)
+    result["seed"] = seed
+    info = dataset_info(manifest.dataset)
+    if info.kind == "points":
+        result.update(_evaluate_points(session, manifest, seed))
         return result
-
-    n = samples_per_digit
-    codes = draw_codes(
-        seed, 0, n, manifest.latent.dim, cond.num_categories, cond.num_continuous, cond.continuous_range
-    )
-    digit_names = list(cond.class_names) or [str(d) for d in range(NUM_DIGITS)]
-    requested, predicted = [], []
-    for digit in range(len(digit_names)):
-        if cond.kind == "class":
-            feeds = {"z": codes.z, "label": np.full((n,), digit, dtype=np.int64)}
-        else:
-            if digit not in cond.category_to_digit:
-                raise ValueError(f"{model_dir}: no category draws digit {digit} (category_to_digit {cond.category_to_digit})")
-            category = np.zeros((n, cond.num_categories), dtype=np.float32)
-            category[:, list(cond.category_to_digit).index(digit)] = 1.0
-            feeds = {"z": codes.z, "category": category, "continuous": codes.continuous}
-        requested.append(np.full(n, digit))
-        predicted.append(classify(run(feeds)).numpy())
-    conf = confusion_matrix(np.concatenate(requested), np.concatenate(predicted), len(digit_names))
-    scored = score_mapping(conf, list(range(len(digit_names))))
-    worst, worst_acc = scored.worst_digit
-    result.update(
-        samples_per_digit=n,
-        overall_accuracy=scored.matched_accuracy,
-        per_digit_accuracy=scored.per_digit_accuracy,
-        worst_digit=int(worst),
-        worst_digit_accuracy=worst_acc,
-        confusion=conf.tolist(),
-    )
+    result.update(_evaluate_images(session, manifest, seed, fld_samples, model_dir))
+    if manifest.conditioning.kind != "none":
+        result.update(_conditional_accuracy(session, manifest, seed, samples_per_digit, model_dir))
     return result
+
+
+def _run(session: Any, feeds: dict[str, np.ndarray]) -> np.ndarray:
+    n = len(next(iter(feeds.values())))
+    return np.concatenate(
+        [session.run(["images"], {k: v[i : i + CHUNK] for k, v in feeds.items()})[0] for i in range(0, n, CHUNK)]
+    )
+
+
+def _feeds(manifest: Any, seed: int, n: int, classes: np.ndarray | None) -> dict[str, np.ndarray]:
+    """Inputs for n images; ``classes`` (n,) = the class asked of each (conditional models)."""
+    from gan_server.latents import draw_codes
+
+    cond = manifest.conditioning
+    codes = draw_codes(seed, 0, n, manifest.latent.dim, cond.num_categories, cond.num_continuous, cond.continuous_range)
+    if cond.kind == "none":
+        return {"z": codes.z}
+    if cond.kind == "class":
+        return {"z": codes.z, "label": classes.astype(np.int64)}
+    to_category = {int(d): c for c, d in enumerate(cond.category_to_digit)}
+    category = np.zeros((n, cond.num_categories), dtype=np.float32)
+    category[np.arange(n), [to_category[int(d)] for d in classes]] = 1.0
+    return {"z": codes.z, "category": category, "continuous": codes.continuous}
+
+
+def _evaluate_images(session: Any, manifest: Any, seed: int, n: int, model_dir: Path) -> dict[str, Any]:
+    from .classifier import JUDGE_DATASET, asset_info, classify, embed, load_classifier
+    from .quality import class_histogram_stats, feature_stats, frechet_distance
+
+    if manifest.dataset not in JUDGE_DATASET:
+        raise ValueError(f"{model_dir}: no classifier judges dataset {manifest.dataset!r}")
+    judge_name = JUDGE_DATASET[manifest.dataset]
+    judge = load_classifier(dataset=judge_name)
+    classes = np.arange(n) % NUM_DIGITS
+    images = _run(session, _feeds(manifest, seed, n, classes))
+    predicted = classify(images, judge).numpy()
+    mu, sigma = feature_stats(embed(images, judge))
+    real_what, real_n, real_mu, real_sigma = real_reference(manifest.dataset)
+    clf = asset_info(dataset=judge_name)
+    return {
+        "samples": n,
+        "fld": frechet_distance(mu, sigma, real_mu, real_sigma),
+        "fld_reference": real_what,
+        "classifier": {
+            "dataset": judge_name,
+            "held_out_accuracy": clf.get("held_out_accuracy"),
+            "held_out_size": clf.get("held_out_size"),
+        },
+        **class_histogram_stats(predicted, NUM_DIGITS),
+    }
+
+
+def _conditional_accuracy(session: Any, manifest: Any, seed: int, n: int, model_dir: Path) -> dict[str, Any]:
+    from .classifier import JUDGE_DATASET, classify, load_classifier
+
+    cond = manifest.conditioning
+    judge = load_classifier(dataset=JUDGE_DATASET[manifest.dataset])
+    names = list(cond.class_names) or [str(d) for d in range(NUM_DIGITS)]
+    if cond.kind == "infogan":
+        missing = sorted(set(range(len(names))) - {int(d) for d in cond.category_to_digit})
+        if missing:
+            raise ValueError(
+                f"{model_dir}: no category draws digit(s) {missing} (category_to_digit {cond.category_to_digit})"
+            )
+    requested, predicted = [], []
+    for digit in range(len(names)):
+        asked = np.full(n, digit)
+        # The same styles for every class: images 0..n-1 of the seed, as the server draws --digit d.
+        requested.append(asked)
+        predicted.append(classify(_run(session, _feeds(manifest, seed, n, asked)), judge).numpy())
+    conf = confusion_matrix(np.concatenate(requested), np.concatenate(predicted), len(names))
+    scored = score_mapping(conf, list(range(len(names))))
+    worst, worst_acc = scored.worst_digit
+    return {
+        "samples_per_digit": n,
+        "class_names": names,
+        "overall_accuracy": scored.matched_accuracy,
+        "per_digit_accuracy": scored.per_digit_accuracy,
+        "worst_digit": int(worst),
+        "worst_digit_accuracy": worst_acc,
+        "confusion": conf.tolist(),
+    }
+
+
+def _evaluate_points(session: Any, manifest: Any, seed: int) -> dict[str, Any]:
+    from .datasets_extra import toy_modes
+    from .quality import mode_protocol
+
+    means, std = toy_modes(manifest.dataset)
+    samples = _run(session, _feeds(manifest, seed, TOY_SAMPLES, None)).reshape(TOY_SAMPLES, -1).astype(np.float64)
+    if means.shape[1] != 2:  # gaussian1d: no modes to count
+        return {"samples": TOY_SAMPLES, "mean": float(samples.mean()), "std": float(samples.std())}
+    return {"modes": mode_protocol(samples, means, std)}
