@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from gan_training.classifier import embed, load_classifier
+from gan_training.classifier import classify, embed, judge, load_classifier
 from gan_training.cli import main
 from gan_training.data import load_dataset
 from gan_training.export import export_run
@@ -78,6 +78,9 @@ def test_fld_of_real_digits_against_themselves() -> None:
     scrambled = ds.images.flatten(1)[:, torch.randperm(28 * 28, generator=torch.Generator().manual_seed(0))]
     noise = frechet_distance_features(feats[:2500], embed(scrambled.reshape(-1, 1, 28, 28)[:2500]))
     assert halves < noise / 20, (halves, noise)
+    # judge() is classify() and embed() in one pass.
+    classes, features = judge(ds.images[:600])
+    assert np.array_equal(classes, classify(ds.images[:600]).numpy()) and np.allclose(features, feats[:600])
 
 
 def test_eval_of_a_2d_model_uses_the_mode_protocol(toy_repo, tmp_path: Path) -> None:

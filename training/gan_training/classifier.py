@@ -207,3 +207,19 @@ def embed(images: Any, model: MnistClassifier | None = None, batch_size: int = 5
     x = to_model_range(images)
     feats = [model.features(x[i : i + batch_size].to(device)).flatten(1).cpu() for i in range(0, len(x), batch_size)]
     return torch.cat(feats).double().numpy() if feats else np.zeros((0, 4 * model.cfg.width))
+
+
+@torch.no_grad()
+def judge(images: Any, model: MnistClassifier | None = None, batch_size: int = 500) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`classify` and :func:`embed` in one pass: (classes (N,), features (N, 4 * width))."""
+    model = model or load_classifier()
+    device = next(model.parameters()).device
+    x = to_model_range(images)
+    preds, feats = [], []
+    for i in range(0, len(x), batch_size):
+        f = model.features(x[i : i + batch_size].to(device))
+        preds.append(model.classify(f).argmax(1).cpu())
+        feats.append(f.flatten(1).cpu())
+    if not preds:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, 4 * model.cfg.width))
+    return torch.cat(preds).numpy(), torch.cat(feats).double().numpy()

@@ -204,17 +204,17 @@ def _feeds(manifest: Any, seed: int, n: int, classes: np.ndarray | None) -> dict
 
 
 def _evaluate_images(session: Any, manifest: Any, seed: int, n: int, model_dir: Path) -> dict[str, Any]:
-    from .classifier import JUDGE_DATASET, asset_info, classify, embed, load_classifier
+    from .classifier import JUDGE_DATASET, asset_info, judge, load_classifier
     from .quality import class_histogram_stats, feature_stats, frechet_distance
 
     if manifest.dataset not in JUDGE_DATASET:
         raise ValueError(f"{model_dir}: no classifier judges dataset {manifest.dataset!r}")
     judge_name = JUDGE_DATASET[manifest.dataset]
-    judge = load_classifier(dataset=judge_name)
+    classifier = load_classifier(dataset=judge_name)
     classes = np.arange(n) % NUM_DIGITS
     images = _run(session, _feeds(manifest, seed, n, classes))
-    predicted = classify(images, judge).numpy()
-    mu, sigma = feature_stats(embed(images, judge))
+    predicted, features = judge(images, classifier)
+    mu, sigma = feature_stats(features)
     real_what, real_n, real_mu, real_sigma = real_reference(manifest.dataset)
     clf = asset_info(dataset=judge_name)
     return {
