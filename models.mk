@@ -89,7 +89,7 @@ TOY_RUNS := $(foreach t,$(TOYS),$(foreach s,$(TOY_SEEDS),toy-$(t)-$(s)))
 $(TOY_RUNS): toy-%:
 	rm -rf $(RUNS)/toys/$*
 	$(TRAIN) fit --dataset $(word 2,$(subst -, ,$*)) --device $(DEVICE) --threads $(THREADS) --no-progress \
-	  --variant $(word 1,$(subst -, ,$*)) --seed $(lastword $(subst -, ,$*)) --epochs 10 --g-ema 0.999 \
+	  --variant $(word 1,$(subst -, ,$*)) --seed $(lastword $(subst -, ,$*)) --epochs 20 --g-ema 0.999 --lr-decay-start 0.5 \
 	  --out $(RUNS)/toys/$*
 	$(TRAIN) export $(RUNS)/toys/$* --repo $(RUNS)/toy-repo \
 	  --name $(subst -$(lastword $(subst -, ,$*)),,$*) --version $(lastword $(subst -, ,$*)) --overwrite --no-torch-export
