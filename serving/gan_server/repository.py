@@ -9,6 +9,8 @@ the highest is the default ("latest").
 from __future__ import annotations
 
 import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +20,9 @@ from .manifest import MANIFEST_NAME, ManifestError, load_manifest
 from .sampling import LoadedModel
 
 log = logging.getLogger("gan_server")
+
+# Versions loaded side by side at start and on reload.
+LOAD_THREADS = max(1, min(4, os.cpu_count() or 1))
 
 
 def version_key(version: str) -> tuple[int, int, str]:
@@ -93,21 +98,34 @@ class ModelRepository:
             if directory not in present:
                 del self._seen[directory]
         self.problems = [p for p in self.problems if Path(p.path) in present]
-        for directory, stamp in present.items():
-            if self._seen.get(directory) == stamp:
-                continue
-            self._seen[directory] = stamp
+        todo = [d for d, stamp in present.items() if self._seen.get(d) != stamp]
+        for directory in todo:
+            self._seen[directory] = present[directory]
             self.problems = [p for p in self.problems if p.path != str(directory)]
-            try:
-                model = self.load_version(directory)
-            except (ManifestError, BackendError, OSError) as exc:
-                self.problems.append(LoadProblem(str(directory), str(exc)))
-                log.error("skipping %s: %s", directory, exc)
+        # Hashing files and building runtime sessions mostly runs outside the
+        # GIL, so versions load side by side; results are applied in order.
+        for directory, outcome in zip(todo, self._load_many(todo), strict=True):
+            if isinstance(outcome, Exception):
+                self.problems.append(LoadProblem(str(directory), str(outcome)))
+                log.error("skipping %s: %s", directory, outcome)
                 continue
+            model = outcome
             self.models.setdefault(model.name, {})[model.version] = model
             loaded.append(model)
             log.info("loaded %s version %s (%s, %s)", model.name, model.version, self.backend, self.device)
         return loaded, removed
+
+    def _load_many(self, directories: list[Path]) -> list[LoadedModel | Exception]:
+        def attempt(directory: Path) -> LoadedModel | Exception:
+            try:
+                return self.load_version(directory)
+            except (ManifestError, BackendError, OSError) as exc:
+                return exc
+
+        if len(directories) < 2:
+            return [attempt(d) for d in directories]
+        with ThreadPoolExecutor(max_workers=min(LOAD_THREADS, len(directories)), thread_name_prefix="load") as pool:
+            return list(pool.map(attempt, directories))
 
     def _drop(self, model: LoadedModel) -> None:
         versions = self.models.get(model.name, {})
