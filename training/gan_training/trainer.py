@@ -96,10 +96,10 @@ def save_grid(images: torch.Tensor, nrow: int, path: Path, pad: int = 2, scale: 
     img.save(path)
 
 
-def _judge(device: torch.device):
-    from .classifier import classify, load_classifier
+def _judge(device: torch.device, dataset: str = "mnist"):
+    from .classifier import JUDGE_DATASET, classify, load_classifier
 
-    model = load_classifier(device="cpu")
+    model = load_classifier(device="cpu", dataset=JUDGE_DATASET.get(dataset, "mnist"))
     return lambda images: classify(images.cpu(), model)
 
 
@@ -198,7 +198,7 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
         wrapped = ddp.unwrap(variant)  # plain nets below: no collectives on rank 0 alone
         evaluation = history.get("evaluation", {})
         if (cfg.eval_every and epoch % cfg.eval_every == 0) or epoch == cfg.epochs:
-            judge = judge or _judge(device)
+            judge = judge or _judge(device, cfg.dataset)
             evaluation = variant.evaluate(judge)
             record["eval"] = evaluation
             bar.write(f"epoch {epoch}: {_headline(evaluation)}")
