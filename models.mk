@@ -76,9 +76,10 @@ EXTRA_gan := --mlp-hidden 128
 # a lower margin and the pulling-away term give it digit shapes.
 EPOCHS_ebgan := 40
 EXTRA_ebgan := --margin 0.3 --pt-weight 0.1
-# Weight-clipped WGAN moves slowly (5 critic steps per G step, RMSprop 5e-5):
-# noise after 30 epochs.
+# Both WGANs take 5 critic steps per G step, so an epoch is 16 G steps:
+# after 30 epochs their samples were still noise.
 EPOCHS_wgan := 100
+EPOCHS_wgan-gp := 100
 
 $(ZOO_MNIST):
 	rm -rf $(RUNS)/$@
@@ -101,7 +102,7 @@ cgan-fashion:
 TOY_SEEDS := 1 2 3 4 5
 TOYS := gan-ring8 vaegan-grid25
 TOY_EPOCHS_gan-ring8 := 20
-TOY_EPOCHS_vaegan-grid25 := 16
+TOY_EPOCHS_vaegan-grid25 := 10
 TOY_RUNS := $(foreach t,$(TOYS),$(foreach s,$(TOY_SEEDS),toy-$(t)-$(s)))
 toy_name = $(subst -$(lastword $(subst -, ,$*)),,$*)
 
