@@ -123,6 +123,7 @@ def test_zoo_seeds_bundles_the_best_seed_and_the_page_is_generated(toy_repo, tmp
     (models / "cgan").mkdir()
     (models / "cgan" / "1").symlink_to(BUNDLED_CGAN)
     _eval(models / "cgan" / "1", evals / "cgan.json")
+    (evals / "notes.md").write_text("## Notes\n\nhand-written line\n")
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- zoo-table:start -->\nold\n<!-- zoo-table:end -->\nrest\n")
     out, img = tmp_path / "model-zoo.md", tmp_path / "img" / "zoo"
@@ -133,7 +134,7 @@ def test_zoo_seeds_bundles_the_best_seed_and_the_page_is_generated(toy_repo, tmp
     assert result.exit_code == 0, result.output
     page = out.read_text()
     assert "| `cgan` | cgan | mnist | 40 |" in page and "| `gan-ring8` | gan | ring8 |" in page
-    assert "PacGAN2" in page and "mean of 2 seeds" in page
+    assert "PacGAN2" in page and "mean of 2 seeds" in page and "hand-written line" in page
     assert Image.open(img / "cgan.png").size == (224, 224)  # 8 x 8 digits of 28 px
     assert (img / "gan-ring8.png").exists()
     text = readme.read_text()

@@ -179,6 +179,7 @@ def write_zoo_page(
         "",
         *_seed_section(seeds),
         *_published_section(evals, seeds),
+        *_notes(eval_dir),
         "## Samples",
         "",
         "Request seed 0; conditional models ask for classes 0, 1, …, 9, 0, … in reading order.",
@@ -276,6 +277,12 @@ def _published_section(evals: list[dict[str, Any]], seeds: dict[str, dict[str, A
             )
         lines.append("")
     return lines
+
+
+def _notes(eval_dir: Path) -> list[str]:
+    """The hand-written notes (what was tried, what missed) kept beside the JSON."""
+    path = eval_dir / "notes.md"
+    return [path.read_text().rstrip(), ""] if path.is_file() else []
 
 
 README_START = "<!-- zoo-table:start -->"
