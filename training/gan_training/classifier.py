@@ -172,7 +172,7 @@ def to_model_range(images: Any) -> torch.Tensor:
     Floats are taken to be in the generators' [-1, 1] range; pass uint8 for
     pixel values.
     """
-    x = torch.as_tensor(np.asarray(images) if not isinstance(images, torch.Tensor) else images)
+    x = images if isinstance(images, torch.Tensor) else torch.tensor(np.asarray(images))  # a copy: inputs may be read-only
     if x.dtype == torch.uint8:
         x = x.float() / 127.5 - 1.0
     elif x.is_floating_point():
