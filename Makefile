@@ -55,8 +55,8 @@ docs-figures: $(STAMP)
 	$(PY) docs/make_figures.py
 
 bench: $(STAMP)
-	$(PY) bench/backends.py
-	$(PY) bench/serving.py
+	$(PY) bench/backends.py --only dcgan cgan infogan --rounds 3 --seconds 0.5
+	$(PY) bench/serving.py --model dcgan --rounds 3 --seconds 1.5 --clients 64
 	$(PY) bench/torchserve.py --models $(MODELS) --model dcgan
 
 # Start a server on a free port, sample 64 sevens from the bundled InfoGAN,
