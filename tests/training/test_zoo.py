@@ -78,9 +78,13 @@ def test_fld_of_real_digits_against_themselves() -> None:
     scrambled = ds.images.flatten(1)[:, torch.randperm(28 * 28, generator=torch.Generator().manual_seed(0))]
     noise = frechet_distance_features(feats[:2500], embed(scrambled.reshape(-1, 1, 28, 28)[:2500]))
     assert halves < noise / 20, (halves, noise)
-    # judge() is classify() and embed() in one pass.
-    classes, features = judge(ds.images[:600])
-    assert np.array_equal(classes, classify(ds.images[:600]).numpy()) and np.allclose(features, feats[:600])
+    # judge()'s one pass gives what the classifier's own forward() gives.
+    model = load_classifier()
+    classes, features = judge(ds.images[:600], model)
+    with torch.no_grad():
+        assert np.array_equal(classes, model(ds.images[:600]).argmax(1).numpy())
+        assert np.allclose(features, model.features(ds.images[:600]).flatten(1).double().numpy())
+    assert np.array_equal(classify(ds.images[:600]).numpy(), classes) and np.allclose(feats[:600], features)
 
 
 def test_eval_of_a_2d_model_uses_the_mode_protocol(toy_repo, tmp_path: Path) -> None:

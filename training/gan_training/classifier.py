@@ -191,27 +191,19 @@ def to_model_range(images: Any) -> torch.Tensor:
 @torch.no_grad()
 def classify(images: Any, model: MnistClassifier | None = None, batch_size: int = 500) -> torch.Tensor:
     """Predicted digits (N,) int64 for uint8 or [-1, 1] float images."""
-    model = model or load_classifier()
-    device = next(model.parameters()).device
-    x = to_model_range(images)
-    preds = [model(x[i : i + batch_size].to(device)).argmax(1).cpu() for i in range(0, len(x), batch_size)]
-    return torch.cat(preds) if preds else torch.zeros(0, dtype=torch.int64)
+    return torch.from_numpy(judge(images, model, batch_size)[0])
 
 
 @torch.no_grad()
 def embed(images: Any, model: MnistClassifier | None = None, batch_size: int = 500) -> np.ndarray:
     """The classifier's pooled convolutional features (N, 4 * width) float64:
     what the Frechet distance (FLD) compares."""
-    model = model or load_classifier()
-    device = next(model.parameters()).device
-    x = to_model_range(images)
-    feats = [model.features(x[i : i + batch_size].to(device)).flatten(1).cpu() for i in range(0, len(x), batch_size)]
-    return torch.cat(feats).double().numpy() if feats else np.zeros((0, 4 * model.cfg.width))
+    return judge(images, model, batch_size)[1]
 
 
 @torch.no_grad()
 def judge(images: Any, model: MnistClassifier | None = None, batch_size: int = 500) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`classify` and :func:`embed` in one pass: (classes (N,), features (N, 4 * width))."""
+    """Class indices (N,) int64 and pooled features (N, 4 * width) float64, in one pass."""
     model = model or load_classifier()
     device = next(model.parameters()).device
     x = to_model_range(images)
