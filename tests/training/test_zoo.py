@@ -118,6 +118,8 @@ def test_zoo_seeds_bundles_the_best_seed_and_the_page_is_generated(toy_repo, tmp
          "--eval-dir", str(evals)],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
+    missing = CliRunner().invoke(main, ["zoo-seeds", "nope", "--runs", str(runs), "--toy-repo", str(repo)])
+    assert missing.exit_code == 1 and "no such model" in missing.output
     summary = json.loads((evals / "gan-ring8-seeds.json").read_text())
     assert summary["seeds"] == ["1", "2"]
     bundled = json.loads((models / "gan-ring8" / "1" / "manifest.json").read_text())

@@ -309,6 +309,8 @@ def zoo_seeds(name: str, runs_dir: str, toy_repo: str, repo: str, version: str, 
     from .export import export_run
     from .zoo import seeds_summary
 
+    if not (Path(toy_repo) / name).is_dir():
+        raise click.ClickException(f"{Path(toy_repo) / name}: no such model in the toy repository")
     seed_dirs = (p for p in (Path(toy_repo) / name).iterdir() if p.is_dir() and p.name.isdigit())
     exports = sorted(seed_dirs, key=lambda p: int(p.name))
     if not exports:
