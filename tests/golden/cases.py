@@ -45,7 +45,9 @@ def cases_for(manifest: dict) -> list[dict]:
             cases.append({"n": 4, "seed": 9, "label": names[3]})
         k = cond.get("num_continuous", 0)
         if k:
-            cases.append({"n": 4, "seed": 9, "category": 1, "continuous": [0.5, -1.0, 0.25][:k] + [0.0] * max(0, k - 3)})
+            cases.append(
+                {"n": 4, "seed": 9, "category": 1, "continuous": [0.5, -1.0, 0.25][:k] + [0.0] * max(0, k - 3)}
+            )
     return cases
 
 
@@ -98,7 +100,11 @@ def handler_digests(models: Path, staging: Path) -> dict[str, dict[str, str]]:
         dest = staging / name
         stage_archive_files(version_dir, dest)
         if module is None:
-            for mod in [m for m in sys.modules if m in ("ts_handler", "gan_latents", "gan_manifest") or m.startswith("gan_contract_archive")]:
+            for mod in [
+                m
+                for m in sys.modules
+                if m in ("ts_handler", "gan_latents", "gan_manifest") or m.startswith("gan_contract_archive")
+            ]:
                 sys.modules.pop(mod, None)
             sys.path.insert(0, str(dest))
             try:
