@@ -74,10 +74,11 @@ demo: $(STAMP)
 	$(VENV)/bin/gan-client --server $$addr sample --model infogan --digit 7 -n 64 --seed 7 \
 	  --out $(CURDIR)/demo-sevens.png
 
-# gan.v1 code lives inside the SDK package, the Open Inference Protocol code
-# inside the server; tests/test_packaging.py fails when either is stale.
+# gan.v1 code lives in the contract package (gan_contract.proto), the Open
+# Inference Protocol code inside the server; tests/test_packaging.py fails
+# when either is stale.
 proto: $(STAMP)
-	$(PY) -m grpc_tools.protoc -Igan_client/_proto=protos \
+	$(PY) -m grpc_tools.protoc -Igan_contract/proto=protos \
 	  --python_out=sdk --pyi_out=sdk --grpc_python_out=sdk \
 	  $$(cd protos && find ./gan -name '*.proto' | sort | sed 's|^\./|protos/|')
 	$(PY) -m grpc_tools.protoc -Igan_server/_proto=protos --python_out=serving --pyi_out=serving --grpc_python_out=serving protos/inference/grpc_predict_v2.proto

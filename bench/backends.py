@@ -32,7 +32,7 @@ from onnx import numpy_helper, shape_inference
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gan_server.manifest import load_manifest  # noqa: E402
+from gan_contract.manifest import load_manifest  # noqa: E402
 from gan_server.sampling import LoadedModel, SampleSpec  # noqa: E402
 
 BATCHES = (1, 64, 256)

@@ -7,12 +7,13 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-GENERATED = ROOT / "sdk" / "gan_client" / "_proto"
+GENERATED = ROOT / "sdk" / "gan_contract" / "proto"
 # The OIP code lives in the server package (tritonclient ships its own `inference.*` protos).
 OIP_GENERATED = ROOT / "serving" / "gan_server" / "_proto"
 
 
 def _assert_fresh(tmp_path: Path, package: str, protos: list[str], committed_root: Path) -> None:
+    """``package`` is the import path of the generated code, e.g. ``gan_contract/proto``."""
     """Regenerate ``protos`` as `make proto` does and compare with the committed files."""
     assert protos, "no .proto files found"
     subprocess.run(
@@ -20,7 +21,7 @@ def _assert_fresh(tmp_path: Path, package: str, protos: list[str], committed_roo
             sys.executable,
             "-m",
             "grpc_tools.protoc",
-            f"-I{package}/_proto=protos",
+            f"-I{package}=protos",
             f"--python_out={tmp_path}",
             f"--pyi_out={tmp_path}",
             f"--grpc_python_out={tmp_path}",
@@ -29,7 +30,7 @@ def _assert_fresh(tmp_path: Path, package: str, protos: list[str], committed_roo
         cwd=ROOT,
         check=True,
     )
-    fresh = {p.relative_to(tmp_path / package / "_proto"): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    fresh = {p.relative_to(tmp_path / package): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     assert fresh
     for rel, content in fresh.items():
         committed = committed_root / rel
@@ -39,11 +40,11 @@ def _assert_fresh(tmp_path: Path, package: str, protos: list[str], committed_roo
 
 def test_generated_protobuf_code_is_fresh(tmp_path: Path) -> None:
     protos = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "protos" / "gan").rglob("*.proto"))
-    _assert_fresh(tmp_path, "gan_client", protos, GENERATED)
+    _assert_fresh(tmp_path, "gan_contract/proto", protos, GENERATED)
 
 
 def test_generated_oip_code_is_fresh_and_outside_the_sdk(tmp_path: Path) -> None:
-    _assert_fresh(tmp_path, "gan_server", ["protos/inference/grpc_predict_v2.proto"], OIP_GENERATED)
+    _assert_fresh(tmp_path, "gan_server/_proto", ["protos/inference/grpc_predict_v2.proto"], OIP_GENERATED)
     assert not (GENERATED / "inference").exists(), "OIP code must not be generated into the SDK"
     for package in (OIP_GENERATED, OIP_GENERATED / "inference"):
         assert (package / "__init__.py").is_file(), f"{package} is not a package"

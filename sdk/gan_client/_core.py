@@ -19,7 +19,7 @@ from ._config import DEFAULT_RETRY, ENCODE_BATCH, MAX_MESSAGE_BYTES, SERVICE_NAM
 from ._exceptions import InternalError
 from ._interp import METHODS
 from ._interp import interpolate as interpolate_latents
-from ._proto.gan.v1 import generator_pb2 as pb
+from gan_contract.proto.gan.v1 import generator_pb2 as pb
 from ._types import Conditioning, ModelInfo, SampleResult
 
 _KIND_NAMES = {

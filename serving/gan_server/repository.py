@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .backends import BACKENDS, BackendError, OnnxBackend, TorchScriptBackend
 from .errors import ModelNotFound, ModelUnavailable
-from .manifest import MANIFEST_NAME, ManifestError, load_manifest
+from gan_contract.manifest import MANIFEST_NAME, ManifestError, load_manifest
 from .sampling import LoadedModel
 
 log = logging.getLogger("gan_server")

@@ -13,8 +13,8 @@ import numpy as np
 
 from .backends import Backend
 from .errors import InvalidArgument
-from .latents import MAX_SEED, draw_codes
-from .manifest import Manifest
+from gan_contract.latents import MAX_SEED, draw_codes
+from gan_contract.manifest import Manifest
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import grpc
-from gan_client._proto.gan.v1 import generator_pb2
+from gan_contract.proto.gan.v1 import generator_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 

@@ -11,8 +11,8 @@ import json
 
 import grpc
 import numpy as np
-from gan_client._proto.gan.v1 import generator_pb2 as pb
-from gan_client._proto.gan.v1 import generator_pb2_grpc as pb_grpc
+from gan_contract.proto.gan.v1 import generator_pb2 as pb
+from gan_contract.proto.gan.v1 import generator_pb2_grpc as pb_grpc
 
 from .batching import Dispatcher
 from .errors import InvalidArgument, grpc_errors

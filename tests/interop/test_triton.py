@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 onnx = pytest.importorskip("onnx")
-from gan_server.latents import draw_codes
-from gan_server.manifest import load_manifest
+from gan_contract.latents import draw_codes
+from gan_contract.manifest import load_manifest
 from gan_server.repository import ModelRepository
 from gan_server.sampling import SampleSpec, to_uint8
 from gan_training.interop.triton import TritonExportError, write_triton_repo
@@ -139,7 +139,7 @@ def test_options(bundled_models: Path, tmp_path: Path) -> None:
 def test_refuses_a_graph_with_a_fixed_batch_axis(bundled_models: Path, tmp_path: Path) -> None:
     import shutil
 
-    from gan_server.manifest import FileEntry, sha256_file, write_manifest
+    from gan_contract.manifest import FileEntry, sha256_file, write_manifest
 
     version_dir = tmp_path / "dcgan" / "1"
     shutil.copytree(latest(bundled_models, "dcgan"), version_dir)

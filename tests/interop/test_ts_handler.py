@@ -23,8 +23,8 @@ pytest.importorskip("ts", reason="torchserve is not installed (pip install torch
 pytest.importorskip("torch")
 
 from gan_client import make_grid
-from gan_server import latents as server_latents
-from gan_server import manifest as server_manifest
+from gan_contract import latents as server_latents
+from gan_contract import manifest as server_manifest
 from gan_server.errors import InvalidArgument
 from gan_server.repository import ModelRepository
 from gan_server.sampling import SampleSpec, to_uint8

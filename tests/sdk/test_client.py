@@ -10,8 +10,8 @@ import grpc
 import numpy as np
 import pytest
 from gan_client import AsyncGanClient, GanClient, InvalidArgument, ModelNotFound, SampleResult
-from gan_client._proto.gan.v1 import generator_pb2 as pb
-from gan_client._proto.gan.v1 import generator_pb2_grpc as pb_grpc
+from gan_contract.proto.gan.v1 import generator_pb2 as pb
+from gan_contract.proto.gan.v1 import generator_pb2_grpc as pb_grpc
 from PIL import Image
 
 MiB = 1024 * 1024

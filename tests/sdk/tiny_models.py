@@ -14,7 +14,7 @@ import numpy as np
 
 def write_encoder_model(root: Path, name: str = "tinybigan", latent_dim: int = 8, side: int = 28) -> Path:
     import onnx
-    from gan_server.manifest import (
+    from gan_contract.manifest import (
         Conditioning,
         FileEntry,
         ImageSpec,

@@ -14,8 +14,8 @@ import grpc
 import numpy as np
 import pytest
 from gan_client import GanClient
-from gan_client._proto.gan.v1 import generator_pb2 as pb
-from gan_client._proto.gan.v1 import generator_pb2_grpc as pb_grpc
+from gan_contract.proto.gan.v1 import generator_pb2 as pb
+from gan_contract.proto.gan.v1 import generator_pb2_grpc as pb_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from gan_server.latents import MAX_SEED, draw_codes, image_stream
+from gan_contract.latents import MAX_SEED, draw_codes, image_stream
 
 
 def test_image_codes_do_not_depend_on_batching() -> None:

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from gan_server.manifest import (
+from gan_contract.manifest import (
     Conditioning,
     FileEntry,
     ImageSpec,

@@ -6,8 +6,8 @@ import grpc
 import numpy as np
 import pytest
 from gan_client import GanClient, InvalidArgument, ModelNotFound
-from gan_client._proto.gan.v1 import generator_pb2 as pb
-from gan_client._proto.gan.v1 import generator_pb2_grpc as pb_grpc
+from gan_contract.proto.gan.v1 import generator_pb2 as pb
+from gan_contract.proto.gan.v1 import generator_pb2_grpc as pb_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 

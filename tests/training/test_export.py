@@ -12,7 +12,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from gan_server.manifest import expected_inputs, load_manifest
+from gan_contract.manifest import expected_inputs, load_manifest
 from gan_training import export as export_mod
 from gan_training.cli import main
 from gan_training.export import ExportError, example_inputs, export_run, load_generator

@@ -12,7 +12,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-from gan_server.manifest import expected_inputs, load_manifest
+from gan_contract.manifest import expected_inputs, load_manifest
 from gan_server.repository import ModelRepository
 from gan_server.sampling import SampleSpec
 from gan_training.data import load_dataset

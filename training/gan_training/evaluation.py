@@ -3,7 +3,7 @@
 Pure helpers (confusion matrices, Hungarian category->digit matching) plus
 ``evaluate_model_dir``, the engine of ``gan-train eval MODEL_DIR``: it runs
 the exported ONNX file through onnxruntime with codes drawn by
-``gan_server.latents.draw_codes``, i.e. exactly as the server would, and
+``gan_contract.latents.draw_codes``, i.e. exactly as the server would, and
 reports (metric definitions in quality.py):
 
 * image models: FLD (Frechet distance between classifier features of 10,000
@@ -161,7 +161,7 @@ def evaluate_model_dir(
     ``samples_per_digit`` styles, as the server does for ``--digit``.
     """
     import onnxruntime as ort
-    from gan_server.manifest import load_manifest
+    from gan_contract.manifest import load_manifest
 
     from .datasets_extra import dataset_info
 
@@ -189,7 +189,7 @@ def _run(session: Any, feeds: dict[str, np.ndarray]) -> np.ndarray:
 
 def _feeds(manifest: Any, seed: int, n: int, classes: np.ndarray | None) -> dict[str, np.ndarray]:
     """Inputs for n images; ``classes`` (n,) = the class asked of each (conditional models)."""
-    from gan_server.latents import draw_codes
+    from gan_contract.latents import draw_codes
 
     cond = manifest.conditioning
     codes = draw_codes(seed, 0, n, manifest.latent.dim, cond.num_categories, cond.num_continuous, cond.continuous_range)

@@ -9,7 +9,7 @@ writes ``models/dcgan/<version>/``:
                    (z, label | category, continuous), output ``images``
     model.ts       TorchScript (traced, eval mode)
     model.pt2      torch.export program
-    manifest.json  written by gan_server.manifest.write_manifest
+    manifest.json  written by gan_contract.manifest.write_manifest
 
 The version directory is assembled under a hidden staging name and renamed
 into place at the end, so a server watching the repository never sees half a
@@ -247,7 +247,7 @@ def export_run(
     ``torch_export=False`` leaves out model.pt2 (no server backend reads it;
     the model zoo drops it to stay small).
     """
-    from gan_server.manifest import (
+    from gan_contract.manifest import (
         Conditioning,
         FileEntry,
         ImageSpec,

@@ -3,7 +3,7 @@ and the small CNN that judges generated digits. Only nn.Modules and their
 config dataclasses live here; training lives in trainer.py and variants/.
 
 Generator call signatures are the serving contract
-(``gan_server.manifest.expected_inputs``):
+(``gan_contract.manifest.expected_inputs``):
 
     unconditional  G(z)                          z (N, z_dim) float32
     class          G(z, label)                   label (N,) int64

@@ -70,7 +70,7 @@ def seeds_summary(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
 def sample_grid(model_dir: Path, out: Path, seed: int = 0) -> None:
     """An 8x8 grid (images) or a 2,500-point scatter over the modes (2-D)."""
     import onnxruntime as ort
-    from gan_server.manifest import load_manifest
+    from gan_contract.manifest import load_manifest
     from PIL import Image, ImageDraw
 
     from .datasets_extra import dataset_info, toy_modes

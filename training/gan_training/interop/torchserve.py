@@ -27,9 +27,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from gan_server import latents as _latents
-from gan_server import manifest as _manifest
-from gan_server.manifest import MANIFEST_NAME, Manifest, load_manifest
+from gan_contract import latents as _latents
+from gan_contract import manifest as _manifest
+from gan_contract.manifest import MANIFEST_NAME, Manifest, load_manifest
 
 HANDLER = Path(__file__).with_name("ts_handler.py")
 # What torch-model-archiver accepts as a model name.

@@ -12,7 +12,7 @@ writes
 
 Triton runs the pure generator graph: no seeds, no digit mapping, float
 output. Clients draw ``z`` (and the class / codes) themselves with
-gan_server.latents.draw_codes to get gan-server's images for a seed, and map
+gan_contract.latents.draw_codes to get gan-server's images for a seed, and map
 the float images to uint8 as gan-server does (README.txt). See
 docs/deploy.md, "Triton Inference Server".
 """
@@ -22,7 +22,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from gan_server.manifest import MANIFEST_NAME, Manifest, TensorSpec, load_manifest
+from gan_contract.manifest import MANIFEST_NAME, Manifest, TensorSpec, load_manifest
 
 TRITON_DTYPES = {"float32": "TYPE_FP32", "int64": "TYPE_INT64"}
 _ONNX_DTYPES = {"float32": 1, "int64": 7}  # onnx.TensorProto.FLOAT, INT64
@@ -199,9 +199,9 @@ def readme(manifest: Manifest, name: str) -> str:
         "Triton runs the pure generator graph (ONNX Runtime backend). Unlike gan-server it",
         "takes no seed: the client draws the latent codes. To get exactly gan-server's image i",
         "for seed s, draw them with the platform's seed scheme (pip install gan-platform;",
-        "gan_server.latents needs numpy only):",
+        "gan_contract.latents needs numpy only):",
         "",
-        "    from gan_server.latents import draw_codes",
+        "    from gan_contract.latents import draw_codes",
         f"    codes = draw_codes(seed, first_index, n, dim={manifest.latent.dim},",
         f"                       num_categories={_num_classes(manifest)}, num_continuous={cond.num_continuous},",
         f"                       continuous_range={tuple(cond.continuous_range)})",

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from gan_client._proto.gan.v1 import generator_pb2 as gan__client_dot___proto_dot_gan_dot_v1_dot_generator__pb2
+from gan_contract.proto.gan.v1 import generator_pb2 as gan__contract_dot_proto_dot_gan_dot_v1_dot_generator__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -18,7 +18,7 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in gan_client/_proto/gan/v1/generator_pb2_grpc.py depends on'
+        + ' but the generated code in gan_contract/proto/gan/v1/generator_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
@@ -36,28 +36,28 @@ class GeneratorStub:
         """
         self.ListModels = channel.unary_unary(
                 '/gan.v1.Generator/ListModels',
-                request_serializer=gan__client_dot___proto_dot_gan_dot_v1_dot_generator__pb2.ListModelsRequest.SerializeToString,
-                response_deserializer=gan__client_dot___proto_dot_gan_dot_v1_dot_generator__pb2.ListModelsResponse.FromString,
+                request_serializer=gan__contract_dot_proto_dot_gan_dot_v1_dot_generator__pb2.ListModelsRequest.SerializeToString,
+                response_deserializer=gan__contract_dot_proto_dot_gan_dot_v1_dot_generator__pb2.ListModelsResponse.FromString,
                 _registered_method=True)
         self.GetModel = channel.unary_unary(
                 '/gan.v1.Generator/GetModel',
-                request_serializer=gan__client_dot___proto_dot_gan_dot_v1_dot_generator__pb2.GetModelRequest.SerializeToString,
-                response_deserializer=gan__client_dot___proto_dot_gan_dot_v1_dot_generator__pb2.ModelInfo.FromString,
+                request_serializer=gan__contract_dot_proto_dot_gan_dot_v1_dot_generator__pb2.GetModelRequest.SerializeToString,
+                response_deserializer=gan__contract_dot_proto_dot_gan_dot_v1_dot_generator__pb2.ModelInfo.FromString,
                 _registered_method=True)
         self.Sample = channel.unary_unary(
                 '/gan.v1.Generator/Sample',
-                request_serializer=gan__client_dot___proto_dot_gan_dot_v1_dot_generator__pb2.SampleRequest.SerializeToString,
-                response_deserializer=gan__client_dot___proto_dot_gan_dot_v1_dot_generator__pb2.SampleResponse.FromString,
+                request_serializer=gan__contract_dot_proto_dot_gan_dot_v1_dot_generator__pb2.SampleRequest.SerializeToString,
+                response_deserializer=gan__contract_dot_proto_dot_gan_dot_v1_dot_generator__pb2.SampleResponse.FromString,
                 _registered_method=True)
         self.SampleStream = channel.unary_stream(
                 '/gan.v1.Generator/SampleStream',
-                request_serializer=gan__client_dot___proto_dot_gan_dot_v1_dot_generator__pb2.SampleRequest.SerializeToString,
-                response_deserializer=gan__client_dot___proto_dot_gan_dot_v1_dot_generator__pb2.SampleResponse.FromString,
+                request_serializer=gan__contract_dot_proto_dot_gan_dot_v1_dot_generator__pb2.SampleRequest.SerializeToString,
+                response_deserializer=gan__contract_dot_proto_dot_gan_dot_v1_dot_generator__pb2.SampleResponse.FromString,
                 _registered_method=True)
         self.Encode = channel.unary_unary(
                 '/gan.v1.Generator/Encode',
-                request_serializer=gan__client_dot___proto_dot_gan_dot_v1_dot_generator__pb2.EncodeRequest.SerializeToString,
-                response_deserializer=gan__client_dot___proto_dot_gan_dot_v1_dot_generator__pb2.EncodeResponse.FromString,
+                request_serializer=gan__contract_dot_proto_dot_gan_dot_v1_dot_generator__pb2.EncodeRequest.SerializeToString,
+                response_deserializer=gan__contract_dot_proto_dot_gan_dot_v1_dot_generator__pb2.EncodeResponse.FromString,
                 _registered_method=True)
 
 
@@ -107,28 +107,28 @@ def add_GeneratorServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'ListModels': grpc.unary_unary_rpc_method_handler(
                     servicer.ListModels,
-                    request_deserializer=gan__client_dot___proto_dot_gan_dot_v1_dot_generator__pb2.ListModelsRequest.FromString,
-                    response_serializer=gan__client_dot___proto_dot_gan_dot_v1_dot_generator__pb2.ListModelsResponse.SerializeToString,
+                    request_deserializer=gan__contract_dot_proto_dot_gan_dot_v1_dot_generator__pb2.ListModelsRequest.FromString,
+                    response_serializer=gan__contract_dot_proto_dot_gan_dot_v1_dot_generator__pb2.ListModelsResponse.SerializeToString,
             ),
             'GetModel': grpc.unary_unary_rpc_method_handler(
                     servicer.GetModel,
-                    request_deserializer=gan__client_dot___proto_dot_gan_dot_v1_dot_generator__pb2.GetModelRequest.FromString,
-                    response_serializer=gan__client_dot___proto_dot_gan_dot_v1_dot_generator__pb2.ModelInfo.SerializeToString,
+                    request_deserializer=gan__contract_dot_proto_dot_gan_dot_v1_dot_generator__pb2.GetModelRequest.FromString,
+                    response_serializer=gan__contract_dot_proto_dot_gan_dot_v1_dot_generator__pb2.ModelInfo.SerializeToString,
             ),
             'Sample': grpc.unary_unary_rpc_method_handler(
                     servicer.Sample,
-                    request_deserializer=gan__client_dot___proto_dot_gan_dot_v1_dot_generator__pb2.SampleRequest.FromString,
-                    response_serializer=gan__client_dot___proto_dot_gan_dot_v1_dot_generator__pb2.SampleResponse.SerializeToString,
+                    request_deserializer=gan__contract_dot_proto_dot_gan_dot_v1_dot_generator__pb2.SampleRequest.FromString,
+                    response_serializer=gan__contract_dot_proto_dot_gan_dot_v1_dot_generator__pb2.SampleResponse.SerializeToString,
             ),
             'SampleStream': grpc.unary_stream_rpc_method_handler(
                     servicer.SampleStream,
-                    request_deserializer=gan__client_dot___proto_dot_gan_dot_v1_dot_generator__pb2.SampleRequest.FromString,
-                    response_serializer=gan__client_dot___proto_dot_gan_dot_v1_dot_generator__pb2.SampleResponse.SerializeToString,
+                    request_deserializer=gan__contract_dot_proto_dot_gan_dot_v1_dot_generator__pb2.SampleRequest.FromString,
+                    response_serializer=gan__contract_dot_proto_dot_gan_dot_v1_dot_generator__pb2.SampleResponse.SerializeToString,
             ),
             'Encode': grpc.unary_unary_rpc_method_handler(
                     servicer.Encode,
-                    request_deserializer=gan__client_dot___proto_dot_gan_dot_v1_dot_generator__pb2.EncodeRequest.FromString,
-                    response_serializer=gan__client_dot___proto_dot_gan_dot_v1_dot_generator__pb2.EncodeResponse.SerializeToString,
+                    request_deserializer=gan__contract_dot_proto_dot_gan_dot_v1_dot_generator__pb2.EncodeRequest.FromString,
+                    response_serializer=gan__contract_dot_proto_dot_gan_dot_v1_dot_generator__pb2.EncodeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -156,8 +156,8 @@ class Generator:
             request,
             target,
             '/gan.v1.Generator/ListModels',
-            gan__client_dot___proto_dot_gan_dot_v1_dot_generator__pb2.ListModelsRequest.SerializeToString,
-            gan__client_dot___proto_dot_gan_dot_v1_dot_generator__pb2.ListModelsResponse.FromString,
+            gan__contract_dot_proto_dot_gan_dot_v1_dot_generator__pb2.ListModelsRequest.SerializeToString,
+            gan__contract_dot_proto_dot_gan_dot_v1_dot_generator__pb2.ListModelsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -183,8 +183,8 @@ class Generator:
             request,
             target,
             '/gan.v1.Generator/GetModel',
-            gan__client_dot___proto_dot_gan_dot_v1_dot_generator__pb2.GetModelRequest.SerializeToString,
-            gan__client_dot___proto_dot_gan_dot_v1_dot_generator__pb2.ModelInfo.FromString,
+            gan__contract_dot_proto_dot_gan_dot_v1_dot_generator__pb2.GetModelRequest.SerializeToString,
+            gan__contract_dot_proto_dot_gan_dot_v1_dot_generator__pb2.ModelInfo.FromString,
             options,
             channel_credentials,
             insecure,
@@ -210,8 +210,8 @@ class Generator:
             request,
             target,
             '/gan.v1.Generator/Sample',
-            gan__client_dot___proto_dot_gan_dot_v1_dot_generator__pb2.SampleRequest.SerializeToString,
-            gan__client_dot___proto_dot_gan_dot_v1_dot_generator__pb2.SampleResponse.FromString,
+            gan__contract_dot_proto_dot_gan_dot_v1_dot_generator__pb2.SampleRequest.SerializeToString,
+            gan__contract_dot_proto_dot_gan_dot_v1_dot_generator__pb2.SampleResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -237,8 +237,8 @@ class Generator:
             request,
             target,
             '/gan.v1.Generator/SampleStream',
-            gan__client_dot___proto_dot_gan_dot_v1_dot_generator__pb2.SampleRequest.SerializeToString,
-            gan__client_dot___proto_dot_gan_dot_v1_dot_generator__pb2.SampleResponse.FromString,
+            gan__contract_dot_proto_dot_gan_dot_v1_dot_generator__pb2.SampleRequest.SerializeToString,
+            gan__contract_dot_proto_dot_gan_dot_v1_dot_generator__pb2.SampleResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -264,8 +264,8 @@ class Generator:
             request,
             target,
             '/gan.v1.Generator/Encode',
-            gan__client_dot___proto_dot_gan_dot_v1_dot_generator__pb2.EncodeRequest.SerializeToString,
-            gan__client_dot___proto_dot_gan_dot_v1_dot_generator__pb2.EncodeResponse.FromString,
+            gan__contract_dot_proto_dot_gan_dot_v1_dot_generator__pb2.EncodeRequest.SerializeToString,
+            gan__contract_dot_proto_dot_gan_dot_v1_dot_generator__pb2.EncodeResponse.FromString,
             options,
             channel_credentials,
             insecure,
