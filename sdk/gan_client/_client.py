@@ -19,13 +19,13 @@ from typing import Any
 
 import grpc
 import numpy as np
+from gan_contract.proto.gan.v1 import generator_pb2 as pb
+from gan_contract.proto.gan.v1 import generator_pb2_grpc as pb_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from . import _core
 from ._config import DEFAULT_TIMEOUT, MAX_MESSAGE_BYTES, RetryPolicy, resolve_server, resolve_token
 from ._exceptions import APIError, ModelNotFound, from_rpc_error
-from gan_contract.proto.gan.v1 import generator_pb2 as pb
-from gan_contract.proto.gan.v1 import generator_pb2_grpc as pb_grpc
 from ._types import ModelInfo, SampleResult
 
 PemSource = str | os.PathLike[str] | bytes

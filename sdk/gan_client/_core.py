@@ -14,12 +14,12 @@ from typing import Any
 
 import grpc
 import numpy as np
+from gan_contract.proto.gan.v1 import generator_pb2 as pb
 
 from ._config import DEFAULT_RETRY, ENCODE_BATCH, MAX_MESSAGE_BYTES, SERVICE_NAME, RetryPolicy
 from ._exceptions import InternalError
 from ._interp import METHODS
 from ._interp import interpolate as interpolate_latents
-from gan_contract.proto.gan.v1 import generator_pb2 as pb
 from ._types import Conditioning, ModelInfo, SampleResult
 
 _KIND_NAMES = {

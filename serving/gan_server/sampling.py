@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from gan_contract.latents import MAX_SEED, draw_codes
+from gan_contract.manifest import Manifest
 
 from .backends import Backend
 from .errors import InvalidArgument
-from gan_contract.latents import MAX_SEED, draw_codes
-from gan_contract.manifest import Manifest
 
 
 @dataclass(frozen=True)

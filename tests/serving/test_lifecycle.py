@@ -18,9 +18,9 @@ import grpc
 import numpy as np
 import pytest
 from gan_client import AsyncGanClient, ConnectionFailed, GanClient, ModelNotFound
+from gan_contract.manifest import load_manifest
 from gan_contract.proto.gan.v1 import generator_pb2 as pb
 from gan_contract.proto.gan.v1 import generator_pb2_grpc as pb_grpc
-from gan_contract.manifest import load_manifest
 
 from ..conftest import BIN, start_server, stop_server
 

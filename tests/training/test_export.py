@@ -11,7 +11,6 @@ import onnxruntime as ort
 import pytest
 import torch
 from click.testing import CliRunner
-
 from gan_contract.manifest import expected_inputs, load_manifest
 from gan_training import export as export_mod
 from gan_training.cli import main
