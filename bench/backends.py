@@ -33,7 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gan_contract.manifest import load_manifest  # noqa: E402
-from gan_server.sampling import LoadedModel, SampleSpec  # noqa: E402
+from gan_contract.request import SampleSpec  # noqa: E402
+from gan_server.sampling import LoadedModel  # noqa: E402
 
 BATCHES = (1, 64, 256)
 

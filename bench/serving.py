@@ -35,8 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gan_client import AsyncGanClient, GanClient  # noqa: E402
+from gan_contract.request import SampleSpec  # noqa: E402
 from gan_server.repository import ModelRepository  # noqa: E402
-from gan_server.sampling import SampleSpec  # noqa: E402
 
 from tests.conftest import start_server, stop_server  # noqa: E402
 

@@ -55,8 +55,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gan_client import GanClient
+from gan_contract.request import SampleSpec
 from gan_server.repository import ModelRepository, version_key
-from gan_server.sampling import SampleSpec
 from gan_training.interop.torchserve import build_mar
 
 from tests.conftest import start_server, stop_server

@@ -22,8 +22,9 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 import numpy as np
+from gan_contract.request import Plan
 
-from .sampling import LoadedModel, Plan, SampleOutput
+from .sampling import LoadedModel, SampleOutput
 
 # Called after each backend run with (model, images in the run, queue seconds per chunk).
 BatchObserver = Callable[[LoadedModel, int, list[float]], None]

@@ -1,7 +1,7 @@
-"""Domain errors and their single mapping to gRPC status codes.
+"""The single mapping of domain errors to gRPC status codes.
 
-Sampling code raises these exceptions; :func:`grpc_errors` (a decorator on the
-servicer's handlers) turns them into statuses in one place. Anything else is
+Sampling code raises the contract's exceptions (``gan_contract.errors``); :func:`grpc_errors` (a decorator on the servicer's
+handlers) turns them into statuses in one place. Anything else is
 logged with its traceback and answered as a generic INTERNAL error, so the
 server never crashes on a request and never leaks internals to callers.
 """
@@ -15,59 +15,33 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
+from gan_contract.errors import GanError
 from google.protobuf.message import DecodeError
 
 log = logging.getLogger("gan_server")
 
 
-class GanServerError(Exception):
-    """Base of the errors a request can cause."""
-
-    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
-
-
-class InvalidArgument(GanServerError):
-    """A request field is wrong. The message names the field."""
-
-    code = grpc.StatusCode.INVALID_ARGUMENT
-
-    def __init__(self, field: str, problem: str) -> None:
-        self.field = field
-        super().__init__(f"{field}: {problem}")
+# The one mapping from the contract's status names to gRPC codes.
+STATUS = {
+    "INVALID_ARGUMENT": grpc.StatusCode.INVALID_ARGUMENT,
+    "NOT_FOUND": grpc.StatusCode.NOT_FOUND,
+    "FAILED_PRECONDITION": grpc.StatusCode.FAILED_PRECONDITION,
+    "RESOURCE_EXHAUSTED": grpc.StatusCode.RESOURCE_EXHAUSTED,
+    "UNAVAILABLE": grpc.StatusCode.UNAVAILABLE,
+    "INTERNAL": grpc.StatusCode.INTERNAL,
+}
 
 
-class ModelNotFound(GanServerError):
-    code = grpc.StatusCode.NOT_FOUND
-
-    def __init__(self, name: str, version: str | None, available: list[str]) -> None:
-        what = f"model {name!r}" if not version else f"model {name!r} version {version!r}"
-        there = ", ".join(available) if available else "none"
-        super().__init__(f"{what} not found; available: {there}")
-
-
-class ModelUnavailable(GanServerError):
-    """A model whose files failed their checks (corrupt, truncated, deleted).
-
-    FAILED_PRECONDITION rather than UNAVAILABLE: retrying will not help until
-    an operator fixes the files, so clients must not retry it automatically.
-    """
-
-    code = grpc.StatusCode.FAILED_PRECONDITION
-
-
-class ResourceExhausted(GanServerError):
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
-
-
-class Unavailable(GanServerError):
-    code = grpc.StatusCode.UNAVAILABLE
+def grpc_code(exc: GanError) -> grpc.StatusCode:
+    """The gRPC status code of a domain error."""
+    return STATUS.get(exc.status, grpc.StatusCode.INTERNAL)
 
 
 Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
 
 
 def grpc_errors(handler: Handler) -> Handler:
-    """Map :class:`GanServerError` to its status; log anything else as INTERNAL.
+    """Map :class:`GanError` to its status; log anything else as INTERNAL.
 
     Works on unary handlers and on server-streaming (async generator) ones.
     """
@@ -76,8 +50,8 @@ def grpc_errors(handler: Handler) -> Handler:
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
             return await handler(self, request, context)
-        except GanServerError as exc:
-            await context.abort(exc.code, str(exc))
+        except GanError as exc:
+            await context.abort(grpc_code(exc), str(exc))
         except grpc.aio.AbortError:
             raise
         except Exception:  # noqa: BLE001 - the one place that must catch all
@@ -95,8 +69,8 @@ def _stream_wrapper(handler: Callable[..., Any]) -> Callable[..., Any]:
         try:
             async for message in handler(self, request, context):
                 yield message
-        except GanServerError as exc:
-            await context.abort(exc.code, str(exc))
+        except GanError as exc:
+            await context.abort(grpc_code(exc), str(exc))
         except grpc.aio.AbortError:
             raise
         except Exception:  # noqa: BLE001 - the one place that must catch all

@@ -16,13 +16,15 @@ from importlib import metadata
 
 import grpc
 import numpy as np
+from gan_contract.errors import InvalidArgument
+from gan_contract.request import SampleSpec
 
 from ._proto.inference import grpc_predict_v2_pb2 as pb
 from ._proto.inference import grpc_predict_v2_pb2_grpc as pb_grpc
 from .batching import Dispatcher
-from .errors import InvalidArgument, add_lenient_service, grpc_errors
+from .errors import add_lenient_service, grpc_errors
 from .repository import ModelRepository
-from .sampling import LoadedModel, SampleSpec
+from .sampling import LoadedModel
 
 Context = grpc.aio.ServicerContext
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name

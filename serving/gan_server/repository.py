@@ -14,10 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gan_contract.errors import ModelNotFound, ModelUnavailable
 from gan_contract.manifest import MANIFEST_NAME, ManifestError, load_manifest
 
 from .backends import BACKENDS, BackendError, OnnxBackend, TorchScriptBackend
-from .errors import ModelNotFound, ModelUnavailable
 from .sampling import LoadedModel
 
 log = logging.getLogger("gan_server")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import grpc
 from gan_contract.proto.gan.v1 import generator_pb2
+from gan_contract.request import SampleSpec
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -27,7 +28,7 @@ from .errors import add_lenient_service
 from .interceptors import DrainGate, ObservabilityInterceptor, TokenAuthInterceptor
 from .metrics import Metrics
 from .repository import ModelRepository
-from .sampling import LoadedModel, SampleSpec
+from .sampling import LoadedModel
 from .servicer import GeneratorServicer
 
 log = logging.getLogger("gan_server")

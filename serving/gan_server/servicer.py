@@ -11,13 +11,15 @@ import json
 
 import grpc
 import numpy as np
+from gan_contract.errors import InvalidArgument
 from gan_contract.proto.gan.v1 import generator_pb2 as pb
 from gan_contract.proto.gan.v1 import generator_pb2_grpc as pb_grpc
+from gan_contract.request import SampleSpec
 
 from .batching import Dispatcher
-from .errors import InvalidArgument, grpc_errors
+from .errors import grpc_errors
 from .repository import ModelRepository
-from .sampling import LoadedModel, SampleOutput, SampleSpec
+from .sampling import LoadedModel, SampleOutput
 
 _KINDS = {
     "none": pb.CONDITIONING_KIND_NONE,

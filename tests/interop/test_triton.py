@@ -17,10 +17,11 @@ import numpy as np
 import pytest
 
 onnx = pytest.importorskip("onnx")
+from gan_contract.images import to_uint8
 from gan_contract.latents import draw_codes
 from gan_contract.manifest import load_manifest
+from gan_contract.request import SampleSpec
 from gan_server.repository import ModelRepository
-from gan_server.sampling import SampleSpec, to_uint8
 from gan_training.interop.triton import TritonExportError, write_triton_repo
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2

@@ -25,9 +25,10 @@ pytest.importorskip("torch")
 from gan_client import make_grid
 from gan_contract import latents as server_latents
 from gan_contract import manifest as server_manifest
-from gan_server.errors import InvalidArgument
+from gan_contract.errors import InvalidArgument
+from gan_contract.images import to_uint8
+from gan_contract.request import SampleSpec
 from gan_server.repository import ModelRepository
-from gan_server.sampling import SampleSpec, to_uint8
 from gan_training.interop.torchserve import HANDLER, MarError, build_mar, stage_archive_files
 
 from .common import MODELS, latest
