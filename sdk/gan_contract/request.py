@@ -102,7 +102,8 @@ def plan_request(manifest: Manifest, spec: SampleSpec, conditional_models: Seque
     """Check ``spec`` against ``manifest``; raise InvalidArgument naming the field.
 
     ``conditional_models`` (names of loaded models that take a condition) only
-    improves the message for a condition sent to an unconditional model.
+    improves the message for a condition sent to an unconditional model; with
+    None (a process serving one model) the message does not list them.
     """
     m = manifest
     cond = m.conditioning
@@ -112,10 +113,10 @@ def plan_request(manifest: Manifest, spec: SampleSpec, conditional_models: Seque
         raise InvalidArgument("first_index", f"first_index + count must stay below 2**64, got {spec.first_index}")
     asked = condition_asked(spec.digit, spec.label, spec.category)
     if asked and cond.kind == "none":
-        takers = ", ".join(conditional_models or []) or "none are loaded"
-        raise InvalidArgument(
-            asked, f"model {m.name!r} is unconditional and takes no {asked}; models that take one: {takers}"
-        )
+        problem = f"model {m.name!r} is unconditional and takes no {asked}"
+        if conditional_models is not None:
+            problem += f"; models that take one: {', '.join(conditional_models) or 'none are loaded'}"
+        raise InvalidArgument(asked, problem)
     fixed: int | None = None
     if spec.digit is not None:
         fixed = class_for_digit(m, spec.digit)

@@ -22,11 +22,10 @@ import pytest
 pytest.importorskip("ts", reason="torchserve is not installed (pip install torchserve)")
 pytest.importorskip("torch")
 
+import gan_contract
 from gan_client import make_grid
-from gan_contract import latents as server_latents
 from gan_contract import manifest as server_manifest
 from gan_contract.errors import InvalidArgument
-from gan_contract.images import to_uint8
 from gan_contract.request import SampleSpec
 from gan_server.repository import ModelRepository
 from gan_training.interop.torchserve import HANDLER, MarError, build_mar, stage_archive_files
@@ -55,16 +54,14 @@ def staged(bundled_models: Path, tmp_path_factory: pytest.TempPathFactory) -> di
 def handler_module(staged: dict[str, Path]):
     """ts_handler imported from a staged archive directory, as TorchServe's worker imports it."""
     path = str(next(iter(staged.values())))
-    for mod in ("ts_handler", "gan_latents", "gan_manifest"):
-        sys.modules.pop(mod, None)
+    sys.modules.pop("ts_handler", None)
     sys.path.insert(0, path)
     try:
         module = importlib.import_module("ts_handler")
     finally:
         sys.path.remove(path)
     yield module
-    for mod in ("ts_handler", "gan_latents", "gan_manifest"):
-        sys.modules.pop(mod, None)
+    sys.modules.pop("ts_handler", None)
 
 
 def make_context(model_dir: Path, n: int = 1):
@@ -127,24 +124,23 @@ CASES = {
 # -- the archive ----------------------------------------------------------------------
 
 
-def test_archive_holds_the_server_code_verbatim(bundled_models: Path, tmp_path: Path) -> None:
+def test_archive_holds_the_contract_package_verbatim(bundled_models: Path, tmp_path: Path) -> None:
     pytest.importorskip("model_archiver", reason="torch-model-archiver is not installed")
     version_dir = latest(bundled_models, "cgan")
     mar = build_mar(version_dir, tmp_path / "store")
     assert mar == tmp_path / "store" / "cgan.mar"
     manifest = server_manifest.load_manifest(version_dir)
+    package = Path(gan_contract.__file__).parent
+    modules = sorted(p.relative_to(package.parent).as_posix() for p in package.glob("*.py"))
+    assert "gan_contract/request.py" in modules and "gan_contract/latents.py" in modules
     with zipfile.ZipFile(mar) as z:
         names = set(z.namelist())
-        assert {
-            "model.ts",
-            "manifest.json",
-            "ts_handler.py",
-            "gan_latents.py",
-            "gan_manifest.py",
-            "MAR-INF/MANIFEST.json",
-        } <= names
-        assert z.read("gan_latents.py") == Path(server_latents.__file__).read_bytes()
-        assert z.read("gan_manifest.py") == Path(server_manifest.__file__).read_bytes()
+        assert {"model.ts", "manifest.json", "ts_handler.py", "MAR-INF/MANIFEST.json", *modules} <= names
+        for module in modules:
+            assert z.read(module) == (package.parent / module).read_bytes(), module
+        # no generated gRPC code (the handler needs none) and no stale copies of modules
+        assert not [n for n in names if n.startswith("gan_contract/proto") or n.endswith(".pyc")]
+        assert not {"gan_latents.py", "gan_manifest.py"} & names
         assert z.read("ts_handler.py") == HANDLER.read_bytes()
         assert z.read("manifest.json") == (version_dir / "manifest.json").read_bytes()
         assert z.read("model.ts") == (version_dir / manifest.files["torchscript"].path).read_bytes()
@@ -176,23 +172,21 @@ def test_build_mar_refuses_what_torchserve_could_not_run(bundled_models: Path, t
         build_mar(tmp_path / "nowhere", tmp_path / "out")
 
 
-# -- conversions ------------------------------------------------------------------------
+# -- the staged package is the one a worker imports ----------------------------------
 
 
-def test_to_uint8_is_the_servers(handler_module) -> None:
-    rng = np.random.default_rng(0)
-    x = rng.uniform(-1.5, 1.5, size=(4, 3, 5, 7)).astype(np.float32)
-    # values landing exactly on .5 after scaling, and the range's ends
-    x.flat[:6] = np.array([-1, 1, 1 / 255, -1 + 1 / 255, 0, np.float32(0.5 / 127.5) - 1], np.float32)
-    for value_range in [(-1.0, 1.0), (0.0, 1.0), (-0.5, 2.0)]:
-        np.testing.assert_array_equal(handler_module.to_uint8(x, value_range), to_uint8(x, value_range))
+def test_a_worker_imports_the_archived_contract(staged: dict[str, Path]) -> None:
+    """TorchServe puts the model directory first on sys.path: the handler must run
+    on the archive's copy of gan_contract, not on one the worker happens to have."""
+    import subprocess
 
-
-def test_png_grid_is_gan_clients(handler_module) -> None:
-    rng = np.random.default_rng(1)
-    for n, c in [(1, 1), (5, 1), (8, 3), (16, 1)]:
-        images = rng.integers(0, 256, size=(n, 6, 4, c), dtype=np.uint8)
-        np.testing.assert_array_equal(handler_module.make_grid(images), make_grid(images))
+    directory = staged["cgan"]
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import ts_handler, gan_contract.request as r; print(r.__file__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(directory)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert Path(out.stdout.strip().splitlines()[-1]).resolve() == (directory / "gan_contract" / "request.py").resolve()
 
 
 # -- images -------------------------------------------------------------------------------

@@ -8,8 +8,9 @@ The archive holds
     model.ts          the TorchScript generator (the version's ``files.torchscript``)
     manifest.json     the version's manifest, unchanged
     ts_handler.py     the handler (gan_training/interop/ts_handler.py)
-    gan_latents.py    a verbatim copy of gan_server/latents.py: the seed scheme
-    gan_manifest.py   a verbatim copy of gan_server/manifest.py: manifest parsing
+    gan_contract/     the platform's contract package as installed (manifest
+                      parsing, the seed scheme, request planning, pixels),
+                      without its generated protobuf code
 
 and is built by the real ``torch-model-archiver`` (run as a subprocess with
 its own TMPDIR: the archiver stages files in ``$TMPDIR/<model name>`` and
@@ -27,11 +28,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from gan_contract import latents as _latents
-from gan_contract import manifest as _manifest
+import gan_contract
 from gan_contract.manifest import MANIFEST_NAME, Manifest, load_manifest
 
 HANDLER = Path(__file__).with_name("ts_handler.py")
+CONTRACT = Path(gan_contract.__file__).parent
+# What of the contract package the handler needs: all but the generated gRPC code.
+_CONTRACT_IGNORE = shutil.ignore_patterns("proto", "__pycache__", "*.pyc")
 # What torch-model-archiver accepts as a model name.
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-.]*$")
 
@@ -44,8 +47,8 @@ def stage_archive_files(version_dir: Path | str, dest: Path | str) -> tuple[Mani
     """Copy what goes into the archive into ``dest``.
 
     Returns the manifest, the serialized model file and the extra files
-    (manifest.json, gan_latents.py, gan_manifest.py). The handler is
-    :data:`HANDLER`, copied as ``dest/ts_handler.py``.
+    (manifest.json and the ``gan_contract`` package directory). The handler
+    is :data:`HANDLER`, copied as ``dest/ts_handler.py``.
     """
     version_dir, dest = Path(version_dir), Path(dest)
     manifest = load_manifest(version_dir)  # validates the schema and every file's sha256
@@ -57,13 +60,13 @@ def stage_archive_files(version_dir: Path | str, dest: Path | str) -> tuple[Mani
         )
     dest.mkdir(parents=True, exist_ok=True)
     serialized = dest / Path(entry.path).name
-    if serialized.name in (MANIFEST_NAME, "ts_handler.py", "gan_latents.py", "gan_manifest.py"):
+    if serialized.name in (MANIFEST_NAME, "ts_handler.py", "gan_contract"):
         raise MarError(f"files.torchscript.path {entry.path!r} clashes with a file of the archive")
     shutil.copyfile(version_dir / entry.path, serialized)
-    extras = [dest / MANIFEST_NAME, dest / "gan_latents.py", dest / "gan_manifest.py"]
+    extras = [dest / MANIFEST_NAME, dest / "gan_contract"]
     shutil.copyfile(version_dir / MANIFEST_NAME, extras[0])
-    shutil.copyfile(_latents.__file__, extras[1])
-    shutil.copyfile(_manifest.__file__, extras[2])
+    shutil.rmtree(extras[1], ignore_errors=True)
+    shutil.copytree(CONTRACT, extras[1], ignore=_CONTRACT_IGNORE)
     shutil.copyfile(HANDLER, dest / "ts_handler.py")
     return manifest, serialized, extras
 
@@ -85,13 +88,22 @@ def build_mar(version_dir: Path | str, out_dir: Path | str, model_name: str | No
         out_dir.mkdir(parents=True, exist_ok=True)
         archiver_tmp = Path(tmp) / "archiver"
         archiver_tmp.mkdir()
+        # The archiver copies a directory's *contents* into the archive root, so
+        # a package directory travels inside a parent of its own.
+        extra_paths = []
+        for path in extras:
+            if path.is_dir():
+                parent = Path(tmp) / "trees" / path.name
+                shutil.copytree(path, parent / path.name)
+                path = parent
+            extra_paths.append(str(path))
         cmd = [
             sys.executable, "-m", "model_archiver.model_packaging",
             "--model-name", name,
             "--version", manifest.version,
             "--serialized-file", str(serialized),
             "--handler", str(staging / "ts_handler.py"),
-            "--extra-files", ",".join(str(p) for p in extras),
+            "--extra-files", ",".join(extra_paths),
             "--export-path", str(out_dir.resolve()),
             "--archive-format", "default",
             "--force",

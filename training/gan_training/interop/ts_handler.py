@@ -1,16 +1,13 @@
 r"""TorchServe handler for gan-platform generators (shipped inside the .mar).
 
 Built into an archive by :func:`gan_training.interop.torchserve.build_mar`,
-next to the TorchScript generator, the model's ``manifest.json`` and two
-verbatim copies of server modules:
-
-    gan_latents.py   = serving/gan_server/latents.py   (the seed scheme)
-    gan_manifest.py  = serving/gan_server/manifest.py  (manifest parsing)
-
-so latents are drawn by exactly the server's code: image ``i`` of seed ``s``
-is the same image here and from ``gan-server``. Only numpy, torch, Pillow
-(for PNG) and the standard library are imported, all of which TorchServe's
-worker has. TorchServe requires this module to define exactly one class.
+next to the TorchScript generator, the model's ``manifest.json`` and the
+platform's contract package ``gan_contract/`` (manifest parsing, the seed
+scheme, request planning, pixels and grids), so a request is validated and
+its codes drawn by exactly the server's code: image ``i`` of seed ``s`` is
+the same image here and from ``gan-server``. Only numpy, torch, Pillow (for
+PNG) and the standard library are imported, all of which TorchServe's worker
+has. TorchServe requires this module to define exactly one class.
 
 Request: a JSON object (REST body, or the gRPC ``input["data"]`` /
 ``input["body"]`` bytes)::
@@ -50,13 +47,14 @@ from __future__ import annotations
 import io
 import json
 import logging
-import math
 import os
 
-import gan_latents  # verbatim copy of gan_server/latents.py, shipped in the archive
-import gan_manifest  # verbatim copy of gan_server/manifest.py, shipped in the archive
 import numpy as np
 import torch
+from gan_contract.errors import InvalidArgument
+from gan_contract.images import make_grid, to_uint8
+from gan_contract.manifest import MANIFEST_NAME, parse_manifest, sha256_file
+from gan_contract.request import Plan, SampleSpec, model_inputs, plan_request, reported_classes
 from ts.handler_utils.timer import timed
 from ts.torch_handler.base_handler import BaseHandler
 from ts.utils.util import PredictionException
@@ -67,12 +65,6 @@ MAX_COUNT = 4096  # most images one request may ask for (gan-server's default --
 MAX_BATCH = 256  # most images in one forward pass (gan-server's default --max-batch)
 FORMATS = ("png", "raw")
 FIELDS = ("n", "seed", "first_index", "digit", "label", "category", "continuous", "format")
-GRID_PAD = 2
-
-
-def _invalid(field: str, problem: str) -> ValueError:
-    """A request error; args are (field, message) and the message names the field."""
-    return ValueError(field, f"{field}: {problem}")
 
 
 def _is_int(value) -> bool:
@@ -84,32 +76,8 @@ def _int_field(req: dict, name: str, default: int | None) -> int | None:
     if value is None:
         return None
     if not _is_int(value):
-        raise _invalid(name, f"must be an integer, got {json.dumps(value)}")
+        raise InvalidArgument(name, f"must be an integer, got {json.dumps(value)}")
     return value
-
-
-def to_uint8(images: np.ndarray, value_range: tuple[float, float]) -> np.ndarray:
-    """(N, C, H, W) floats in ``value_range`` → (N, H, W, C) uint8, rounded.
-
-    The same arithmetic as gan_server.sampling.to_uint8 (a test compares them)."""
-    low, high = value_range
-    scaled = (images.astype(np.float32) - low) * (255.0 / (high - low))
-    np.rint(scaled, out=scaled)
-    np.clip(scaled, 0, 255, out=scaled)
-    return np.ascontiguousarray(scaled.astype(np.uint8).transpose(0, 2, 3, 1))
-
-
-def make_grid(images: np.ndarray, pad: int = GRID_PAD) -> np.ndarray:
-    """Tile (N, H, W, C) uint8 images into ceil(sqrt(N)) columns (as gan_client's make_grid)."""
-    n, h, w, c = images.shape
-    cols = math.ceil(math.sqrt(n))
-    rows = math.ceil(n / cols)
-    grid = np.zeros((rows * (h + pad) + pad, cols * (w + pad) + pad, c), dtype=np.uint8)
-    for i in range(n):
-        r, col = divmod(i, cols)
-        y, x = pad + r * (h + pad), pad + col * (w + pad)
-        grid[y : y + h, x : x + w] = images[i]
-    return grid
 
 
 class GanHandler(BaseHandler):
@@ -127,17 +95,17 @@ class GanHandler(BaseHandler):
             self.map_location = "cpu"
             self.device = torch.device("cpu")
 
-        manifest_path = os.path.join(model_dir, gan_manifest.MANIFEST_NAME)
+        manifest_path = os.path.join(model_dir, MANIFEST_NAME)
         with open(manifest_path, encoding="utf-8") as f:
             self.manifest_json = f.read()
         # Validated by the server's own parser; files are checked below (only the
         # TorchScript generator is in the archive).
-        self.gan = gan_manifest.parse_manifest(json.loads(self.manifest_json), manifest_path)
+        self.gan = parse_manifest(json.loads(self.manifest_json), manifest_path)
         entry = self.gan.files.get("torchscript")
         if entry is None:
             raise RuntimeError(f"{manifest_path}: files.torchscript is missing; the archive needs a TorchScript generator")
         self.model_pt_path = os.path.join(model_dir, self.manifest["model"]["serializedFile"])
-        digest = gan_manifest.sha256_file(self.model_pt_path)
+        digest = sha256_file(self.model_pt_path)
         if digest != entry.sha256:
             raise RuntimeError(
                 f"{self.model_pt_path} has sha256 {digest}, manifest.json says {entry.sha256} (corrupt archive?)"
@@ -145,9 +113,6 @@ class GanHandler(BaseHandler):
         self.model = torch.jit.load(self.model_pt_path, map_location=self.device).eval()
         self.input_names = [t.name for t in self.gan.inputs]
         cond = self.gan.conditioning
-        self.num_classes = (
-            len(cond.class_names) if cond.kind == "class" else cond.num_categories if cond.kind == "infogan" else 0
-        )
         # Warm up, and fail the load now rather than on the first request.
         plan = self._plan({"n": 1, "seed": 0, "format": "raw"})
         images = self._run(self._feeds(plan)[0])
@@ -161,7 +126,7 @@ class GanHandler(BaseHandler):
         log.info("gan handler ready: %s version %s (%s) on %s", self.gan.name, self.gan.version,
                  cond.kind, self.device)
 
-    # -- request → plan (mirrors gan_server.sampling.LoadedModel.plan) ------------------
+    # -- request → plan (JSON types here; values by gan_contract.request) ------
 
     def _parse_body(self, row) -> dict:
         if isinstance(row, dict):
@@ -173,137 +138,75 @@ class GanHandler(BaseHandler):
                 body = next(iter(row.values()))
             else:
                 got = f"parts {', '.join(map(str, row))}" if row else "no body"
-                raise _invalid("request", f"expected a JSON object body (Content-Type: application/json), got {got}")
+                raise InvalidArgument(
+                    "request", f"expected a JSON object body (Content-Type: application/json), got {got}"
+                )
         else:
             body = row
         if isinstance(body, (bytes, bytearray)):
             try:
                 body = body.decode("utf-8")
             except UnicodeDecodeError:
-                raise _invalid("request", "the body is not UTF-8 JSON") from None
+                raise InvalidArgument("request", "the body is not UTF-8 JSON") from None
         if isinstance(body, str):
             try:
                 body = json.loads(body) if body.strip() else {}
             except json.JSONDecodeError as exc:
-                raise _invalid("request", f"the body is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+                raise InvalidArgument(
+                    "request", f"the body is not valid JSON ({exc.msg} at line {exc.lineno})"
+                ) from None
         if not isinstance(body, dict):
-            raise _invalid("request", f"the body must be a JSON object, got {type(body).__name__}")
+            raise InvalidArgument("request", f"the body must be a JSON object, got {type(body).__name__}")
         unknown = sorted(set(body) - set(FIELDS))
         if unknown:
-            raise _invalid(unknown[0], f"unknown field; known: {', '.join(FIELDS)}")
+            raise InvalidArgument(unknown[0], f"unknown field; known: {', '.join(FIELDS)}")
         return body
 
     def _plan(self, req: dict) -> dict:
         m = self.gan
-        cond = m.conditioning
         count = _int_field(req, "n", 1)
         if count < 1:
-            raise _invalid("n", f"must be at least 1, got {count}")
+            raise InvalidArgument("n", f"must be at least 1, got {count}")
         if count > MAX_COUNT:
-            raise _invalid("n", f"{count} exceeds this handler's limit of {MAX_COUNT} images per request")
+            raise InvalidArgument("n", f"{count} exceeds this handler's limit of {MAX_COUNT} images per request")
         seed = _int_field(req, "seed", 0)
-        if not 0 <= seed <= gan_latents.MAX_SEED:
-            raise _invalid("seed", f"must be in [0, 2**64 - 1], got {seed}")
         first = _int_field(req, "first_index", 0)
-        if not 0 <= first <= gan_latents.MAX_SEED - count:
-            raise _invalid("first_index", f"first_index + count must stay below 2**64, got {first}")
-        fmt = req.get("format", "png")
-        if fmt not in FORMATS:
-            raise _invalid("format", f"must be one of {', '.join(FORMATS)}, got {json.dumps(fmt)}")
-        if fmt == "png" and m.image.channels not in (1, 3, 4):
-            raise _invalid("format", f"png needs 1, 3 or 4 channels, model {m.name!r} has {m.image.channels}; use raw")
         digit = _int_field(req, "digit", None)
         category = _int_field(req, "category", None)
         label = req.get("label")
         if label is not None and not isinstance(label, str):
-            raise _invalid("label", f"must be a string, got {json.dumps(label)}")
-        asked = [f for f, v in (("digit", digit), ("label", label), ("category", category)) if v is not None]
-        if len(asked) > 1:
-            raise _invalid(asked[1], f"give at most one of digit, label, category (got {', '.join(asked)})")
-        if asked and cond.kind == "none":
-            raise _invalid(asked[0], f"model {m.name!r} is unconditional and takes no {asked[0]}")
-        fixed = None
-        if digit is not None:
-            fixed = self._class_for_digit(digit)
-        elif label is not None:
-            fixed = self._class_for_label(label)
-        elif category is not None:
-            if cond.kind != "infogan":
-                raise _invalid("category", f"model {m.name!r} is not an InfoGAN model; use digit or label")
-            if not 0 <= category < cond.num_categories:
-                raise _invalid("category", f"must be in [0, {cond.num_categories - 1}], got {category}")
-            fixed = category
+            raise InvalidArgument("label", f"must be a string, got {json.dumps(label)}")
         continuous = req.get("continuous") or ()
-        if continuous:
-            if not isinstance(continuous, list) or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in continuous
-            ):
-                raise _invalid("continuous", "must be a list of numbers")
-            if cond.kind != "infogan":
-                raise _invalid("continuous", f"model {m.name!r} has no continuous codes")
-            if len(continuous) != cond.num_continuous:
-                raise _invalid(
-                    "continuous",
-                    f"model {m.name!r} has {cond.num_continuous} continuous codes, got {len(continuous)} values",
-                )
-            if not all(math.isfinite(v) for v in continuous):
-                raise _invalid("continuous", "values must be finite (no NaN or inf)")
-        return {"count": count, "seed": seed, "first_index": first, "format": fmt, "fixed": fixed,
-                "continuous": tuple(float(v) for v in continuous)}
+        if continuous and (
+            not isinstance(continuous, list)
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in continuous)
+        ):
+            raise InvalidArgument("continuous", "must be a list of numbers")
+        spec = SampleSpec(
+            count=count,
+            seed=seed,
+            digit=digit,
+            label=label,
+            category=category,
+            continuous=tuple(float(v) for v in continuous),
+            first_index=first,
+        )
+        plan = plan_request(m, spec)
+        fmt = req.get("format", "png")
+        if fmt not in FORMATS:
+            raise InvalidArgument("format", f"must be one of {', '.join(FORMATS)}, got {json.dumps(fmt)}")
+        if fmt == "png" and m.image.channels not in (1, 3, 4):
+            raise InvalidArgument(
+                "format", f"png needs 1, 3 or 4 channels, model {m.name!r} has {m.image.channels}; use raw"
+            )
+        return {"plan": plan, "count": count, "format": fmt}
 
-    def _class_for_digit(self, digit: int) -> int:
-        m = self.gan
-        cond = m.conditioning
-        if not 0 <= digit <= 9:
-            raise _invalid("digit", f"must be in [0, 9], got {digit}")
-        if cond.kind == "class":
-            names = list(cond.class_names)
-            if str(digit) not in names:
-                raise _invalid("digit", f"model {m.name!r} labels its classes by name ({', '.join(names)}); use label instead")
-            return names.index(str(digit))
-        if not cond.category_to_digit:
-            raise _invalid("digit", f"model {m.name!r} has no category-to-digit map; use category instead")
-        if digit not in cond.category_to_digit:
-            raise _invalid("digit", f"model {m.name!r} has no category matched to digit {digit}")
-        return cond.category_to_digit.index(digit)
-
-    def _class_for_label(self, label: str) -> int:
-        m = self.gan
-        names = list(m.conditioning.class_names)
-        if label not in names:
-            raise _invalid("label", f"model {m.name!r} has no class {label!r}; classes: {', '.join(names)}")
-        index = names.index(label)
-        if m.conditioning.kind == "infogan":
-            return self._class_for_digit(index)
-        return index
-
-    # -- plan → graph inputs (mirrors LoadedModel.feeds) ------------------------
+    # -- plan → graph inputs (gan_contract.request.model_inputs) ----------------
 
     def _feeds(self, plan: dict) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        cond = self.gan.conditioning
-        count = plan["count"]
-        codes = gan_latents.draw_codes(
-            plan["seed"],
-            plan["first_index"],
-            count,
-            self.gan.latent.dim,
-            num_categories=self.num_classes,
-            num_continuous=cond.num_continuous,
-            continuous_range=cond.continuous_range,
-        )
-        classes = codes.category if plan["fixed"] is None else np.full(count, plan["fixed"], np.int64)
-        feeds = {"z": codes.z}
-        if cond.kind == "class":
-            feeds["label"] = classes
-        elif cond.kind == "infogan":
-            feeds["category"] = np.eye(cond.num_categories, dtype=np.float32)[classes]
-            cont = codes.continuous
-            if plan["continuous"]:
-                cont = np.tile(np.asarray(plan["continuous"], np.float32), (count, 1))
-            feeds["continuous"] = cont
-        if cond.kind == "none":
-            classes = np.full(count, -1, np.int64)
-        return feeds, classes
+        p: Plan = plan["plan"]
+        feeds, classes = model_inputs(self.gan, p, 0, plan["count"])
+        return feeds, reported_classes(self.gan, classes)
 
     def _run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         """Graph inputs → uint8 (N, H, W, C), in forward passes of at most MAX_BATCH images."""
@@ -320,20 +223,20 @@ class GanHandler(BaseHandler):
 
     @timed
     def preprocess(self, data):
-        """Each request → a plan dict, or a ValueError(field, message) kept in its slot."""
+        """Each request → a plan dict, or the InvalidArgument naming its field, kept in its slot."""
         out = []
         for row in data:
             try:
                 plan = self._plan(self._parse_body(row))
                 plan["feeds"], plan["classes"] = self._feeds(plan)
                 out.append(plan)
-            except ValueError as exc:
+            except InvalidArgument as exc:
                 out.append(exc)
-        if len(out) == 1 and isinstance(out[0], ValueError):
+        if len(out) == 1 and isinstance(out[0], InvalidArgument):
             # A lone request (always so without TorchServe batching): fail the whole
             # job, so that the gRPC API answers INVALID_ARGUMENT too. TorchServe's
             # gRPC API ignores the per-request statuses set in postprocess().
-            raise PredictionException(out[0].args[-1], 400)
+            raise PredictionException(str(out[0]), 400)
         return out
 
     @timed
@@ -353,8 +256,8 @@ class GanHandler(BaseHandler):
     def postprocess(self, data):
         out = []
         for idx, item in enumerate(data):
-            if isinstance(item, ValueError):
-                message = item.args[-1] if item.args else "request: invalid"
+            if isinstance(item, InvalidArgument):
+                message = str(item)
                 self._set_status(idx, 400, "Bad Request")
                 self._set_header(idx, "content-type", "application/json")
                 out.append(json.dumps({"code": 400, "type": "InvalidArgument", "message": message}))
