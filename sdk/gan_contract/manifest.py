@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .files import write_text_atomic
+
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 
@@ -370,7 +372,4 @@ def write_manifest(version_dir: Path | str, manifest: Manifest) -> Path:
     path = version_dir / MANIFEST_NAME
     text = manifest.to_json()
     parse_manifest(json.loads(text), path)  # never write what we could not read
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_text_atomic(path, text)

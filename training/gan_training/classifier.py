@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from gan_contract.files import atomic_path
 from tqdm import tqdm
 
 from .data import load_dataset, random_affine, stratified_split
@@ -130,9 +131,8 @@ def train_classifier(cfg: ClassifierTrainConfig, model_cfg: ClassifierConfig = C
     }
     out = Path(cfg.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    torch.save(asset, tmp)
-    tmp.replace(out)
+    with atomic_path(out) as tmp:
+        torch.save(asset, tmp)
     return asset
 
 

@@ -2,8 +2,8 @@
 
 Pure helpers (confusion matrices, Hungarian category->digit matching) plus
 ``evaluate_model_dir``, the engine of ``gan-train eval MODEL_DIR``: it runs
-the exported ONNX file through onnxruntime with codes drawn by
-``gan_contract.latents.draw_codes``, i.e. exactly as the server would, and
+the exported ONNX file through onnxruntime with inputs built by
+``gan_contract.request``, i.e. exactly as the server would, and
 reports (metric definitions in quality.py):
 
 * image models: FLD (Frechet distance between classifier features of 10,000
@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from gan_contract.manifest import Manifest, load_manifest
+from gan_contract.request import class_for_digit, draw, inputs_from_codes
 from scipy.optimize import linear_sum_assignment
 
 NUM_DIGITS = 10
@@ -131,7 +133,7 @@ def real_reference(dataset: str) -> tuple[str, int, np.ndarray, np.ndarray]:
     return what, len(ds), mu, sigma
 
 
-def model_facts(model_dir: Path, manifest: Any) -> dict[str, Any]:
+def model_facts(model_dir: Path, manifest: Manifest) -> dict[str, Any]:
     """Variant, dataset, training length/time, size: from the manifest and disk."""
     training = manifest.training or {}
     files = sorted(p for p in model_dir.iterdir() if p.is_file())
@@ -160,8 +162,7 @@ def evaluate_model_dir(
     i mod 10), and the accuracy set asks for each class with the same
     ``samples_per_digit`` styles, as the server does for ``--digit``.
     """
-    import onnxruntime as ort
-    from gan_contract.manifest import load_manifest
+    import onnxruntime as ort  # optional: only `gan-train eval` needs it
 
     from .datasets_extra import dataset_info
 
@@ -187,23 +188,16 @@ def _run(session: Any, feeds: dict[str, np.ndarray]) -> np.ndarray:
     )
 
 
-def _feeds(manifest: Any, seed: int, n: int, classes: np.ndarray | None) -> dict[str, np.ndarray]:
-    """Inputs for n images; ``classes`` (n,) = the class asked of each (conditional models)."""
-    from gan_contract.latents import draw_codes
-
-    cond = manifest.conditioning
-    codes = draw_codes(seed, 0, n, manifest.latent.dim, cond.num_categories, cond.num_continuous, cond.continuous_range)
-    if cond.kind == "none":
-        return {"z": codes.z}
-    if cond.kind == "class":
-        return {"z": codes.z, "label": classes.astype(np.int64)}
-    to_category = {int(d): c for c, d in enumerate(cond.category_to_digit)}
-    category = np.zeros((n, cond.num_categories), dtype=np.float32)
-    category[np.arange(n), [to_category[int(d)] for d in classes]] = 1.0
-    return {"z": codes.z, "category": category, "continuous": codes.continuous}
+def _feeds(manifest: Manifest, seed: int, n: int, classes: np.ndarray | None) -> dict[str, np.ndarray]:
+    """Inputs for images 0..n-1 of ``seed``; ``classes`` (n,) = the class asked of each
+    (class models: the class index; InfoGAN: the digit, through its category map)."""
+    if classes is not None and manifest.conditioning.kind == "infogan":
+        classes = np.array([class_for_digit(manifest, int(d)) for d in classes], np.int64)
+    feeds, _ = inputs_from_codes(manifest, draw(manifest, seed, 0, n), classes)
+    return feeds
 
 
-def _evaluate_images(session: Any, manifest: Any, seed: int, n: int, model_dir: Path) -> dict[str, Any]:
+def _evaluate_images(session: Any, manifest: Manifest, seed: int, n: int, model_dir: Path) -> dict[str, Any]:
     from .classifier import JUDGE_DATASET, asset_info, judge, load_classifier
     from .quality import class_histogram_stats, feature_stats, frechet_distance
 
@@ -230,7 +224,7 @@ def _evaluate_images(session: Any, manifest: Any, seed: int, n: int, model_dir: 
     }
 
 
-def _conditional_accuracy(session: Any, manifest: Any, seed: int, n: int, model_dir: Path) -> dict[str, Any]:
+def _conditional_accuracy(session: Any, manifest: Manifest, seed: int, n: int, model_dir: Path) -> dict[str, Any]:
     from .classifier import JUDGE_DATASET, classify, load_classifier
 
     cond = manifest.conditioning
@@ -262,7 +256,7 @@ def _conditional_accuracy(session: Any, manifest: Any, seed: int, n: int, model_
     }
 
 
-def _evaluate_points(session: Any, manifest: Any, seed: int) -> dict[str, Any]:
+def _evaluate_points(session: Any, manifest: Manifest, seed: int) -> dict[str, Any]:
     from .datasets_extra import toy_modes
     from .quality import mode_protocol
 

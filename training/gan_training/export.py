@@ -33,6 +33,18 @@ from typing import Any
 
 import numpy as np
 import torch
+from gan_contract.files import atomic_path
+from gan_contract.manifest import (
+    Conditioning,
+    FileEntry,
+    ImageSpec,
+    LatentSpec,
+    Manifest,
+    TensorSpec,
+    expected_inputs,
+    sha256_file,
+    write_manifest,
+)
 
 from .config import TrainConfig
 from .datasets_extra import dataset_info
@@ -200,11 +212,9 @@ def strip_source_paths(path: Path) -> None:
         with zipfile.ZipFile(path) as zin:
             entries = [(info, zin.read(info.filename)) for info in zin.infolist()
                        if not info.filename.endswith(".debug_pkl")]
-        tmp = path.with_suffix(".ts.tmp")
-        with zipfile.ZipFile(tmp, "w") as zout:
+        with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w") as zout:
             for info, data in entries:
                 zout.writestr(info, data)
-        tmp.replace(path)
 
 
 def export_torchscript(generator: torch.nn.Module, g_cfg: GeneratorConfig, path: Path) -> None:
@@ -247,18 +257,6 @@ def export_run(
     ``torch_export=False`` leaves out model.pt2 (no server backend reads it;
     the model zoo drops it to stay small).
     """
-    from gan_contract.manifest import (
-        Conditioning,
-        FileEntry,
-        ImageSpec,
-        LatentSpec,
-        Manifest,
-        TensorSpec,
-        expected_inputs,
-        sha256_file,
-        write_manifest,
-    )
-
     run_dir = Path(run_dir)
     ckpt = load_checkpoint(run_dir)
     cfg = TrainConfig.from_dict(ckpt["train_config"])

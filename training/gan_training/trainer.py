@@ -28,8 +28,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
+from gan_contract.files import atomic_path
+from gan_contract.images import make_grid, to_uint8
 from PIL import Image
 from tqdm import tqdm
 
@@ -83,15 +84,10 @@ def load_checkpoint(path: Path | str, map_location: str | torch.device = "cpu") 
 
 
 def save_grid(images: torch.Tensor, nrow: int, path: Path, pad: int = 2, scale: int = 2) -> None:
-    """Tile (N, 1, H, W) images in [-1, 1] into one PNG."""
-    x = ((images.detach().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()[:, 0]
-    n, h, w = x.shape
-    rows = -(-n // nrow)
-    canvas = np.full((rows * (h + pad) + pad, nrow * (w + pad) + pad), 64, dtype=np.uint8)
-    for i in range(n):
-        r, c = divmod(i, nrow)
-        canvas[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w] = x[i]
-    img = Image.fromarray(canvas, mode="L")
+    """Tile (N, 1, H, W) images in [-1, 1] into one PNG, ``nrow`` per row, on grey."""
+    pixels = to_uint8(images.detach().cpu().float().numpy(), (-1.0, 1.0))
+    canvas = make_grid(pixels, cols=nrow, pad=pad, background=64)
+    img = Image.fromarray(canvas[..., 0], mode="L")
     img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
     img.save(path)
 
@@ -284,9 +280,8 @@ def _save_checkpoint(
         "state": _to_cpu(variant.state_dict()),
         "rng": rng,
     }
-    tmp = path.with_suffix(".pt.tmp")
-    torch.save(ckpt, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        torch.save(ckpt, tmp)
 
 
 def _to_cpu(obj: Any) -> Any:

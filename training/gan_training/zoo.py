@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from gan_contract.images import make_grid, to_uint8
+from gan_contract.manifest import load_manifest
 
 # Published figures, quoted with their sources (see docs/model-zoo.md for
 # how their protocols differ from ours).
@@ -69,8 +71,7 @@ def seeds_summary(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 def sample_grid(model_dir: Path, out: Path, seed: int = 0) -> None:
     """An 8x8 grid (images) or a 2,500-point scatter over the modes (2-D)."""
-    import onnxruntime as ort
-    from gan_contract.manifest import load_manifest
+    import onnxruntime as ort  # optional: only the zoo's grids need it
     from PIL import Image, ImageDraw
 
     from .datasets_extra import dataset_info, toy_modes
@@ -101,10 +102,9 @@ def sample_grid(model_dir: Path, out: Path, seed: int = 0) -> None:
         img.save(out)
         return
     classes = np.arange(64) % 10
-    images = _run(session, _feeds(manifest, seed, 64, classes))  # (64, 1, 28, 28) in [-1, 1]
-    pixels = np.clip((images[:, 0] + 1) * 127.5, 0, 255).round().astype(np.uint8)
-    grid = pixels.reshape(8, 8, 28, 28).transpose(0, 2, 1, 3).reshape(8 * 28, 8 * 28)
-    Image.fromarray(grid, mode="L").save(out)
+    images = _run(session, _feeds(manifest, seed, 64, classes))  # (64, C, H, W) in the value range
+    grid = make_grid(to_uint8(images, manifest.image.value_range), cols=8, pad=0)
+    Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid).save(out)
 
 
 # --------------------------------------------------------------------------

@@ -23,6 +23,7 @@ import shutil
 from pathlib import Path
 
 from gan_contract.manifest import MANIFEST_NAME, Manifest, TensorSpec, load_manifest
+from gan_contract.request import num_classes
 
 TRITON_DTYPES = {"float32": "TYPE_FP32", "int64": "TYPE_INT64"}
 _ONNX_DTYPES = {"float32": 1, "int64": 7}  # onnx.TensorProto.FLOAT, INT64
@@ -203,7 +204,7 @@ def readme(manifest: Manifest, name: str) -> str:
         "",
         "    from gan_contract.latents import draw_codes",
         f"    codes = draw_codes(seed, first_index, n, dim={manifest.latent.dim},",
-        f"                       num_categories={_num_classes(manifest)}, num_continuous={cond.num_continuous},",
+        f"                       num_categories={num_classes(manifest.conditioning)}, num_continuous={cond.num_continuous},",
         f"                       continuous_range={tuple(cond.continuous_range)})",
         "",
         "Image i uses numpy's Philox generator keyed by the seed, counter (0, 0, first_index + i, 0),",
@@ -236,18 +237,9 @@ def readme(manifest: Manifest, name: str) -> str:
         f"    u8 = numpy.clip(numpy.rint((x - ({low})) * numpy.float32(255.0 / ({high} - ({low})))), 0, 255)",
         "    u8 = u8.astype(numpy.uint8).transpose(0, 2, 3, 1)      # NHWC",
         "",
-        "computed in float32 (as gan_server.sampling.to_uint8). ONNX Runtime on another device or",
+        "computed in float32 (as gan_contract.images.to_uint8). ONNX Runtime on another device or",
         "build may round a few values differently from gan-server's CPU build (one level, rarely).",
         "manifest.json beside this file is the model's full manifest.",
         "",
     ]
     return "\n".join(lines)
-
-
-def _num_classes(manifest: Manifest) -> int:
-    cond = manifest.conditioning
-    if cond.kind == "class":
-        return len(cond.class_names)
-    if cond.kind == "infogan":
-        return cond.num_categories
-    return 0
