@@ -14,8 +14,6 @@ import logging
 import signal
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import grpc
 from gan_contract.proto.gan.v1 import generator_pb2
@@ -24,6 +22,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from .batching import Dispatcher
+from .config import ServerConfig
 from .errors import add_lenient_service
 from .interceptors import DrainGate, ObservabilityInterceptor, TokenAuthInterceptor
 from .metrics import Metrics
@@ -34,36 +33,6 @@ from .servicer import GeneratorServicer
 log = logging.getLogger("gan_server")
 
 SERVICE_NAME = generator_pb2.DESCRIPTOR.services_by_name["Generator"].full_name
-
-
-@dataclass(frozen=True)
-class ServerConfig:
-    models: Path
-    host: str = "127.0.0.1"
-    port: int = 50051
-    backend: str = "onnx"
-    device: str = "cpu"
-    threads: int = 0  # 0 = the runtime's default
-    workers: int = 2  # inference threads running backend calls
-    max_count: int = 4096
-    max_stream_count: int = 1_000_000
-    max_batch: int = 256
-    batch_delay_ms: float = 0.0
-    batching: bool = True
-    max_message_mb: int = 64
-    grace: float = 10.0
-    reload_interval: float = 0.0  # seconds between repository scans; 0 = off
-    metrics_port: int | None = None
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-    tls_client_ca: Path | None = None  # set: clients must present a cert it signed (mTLS)
-    token: str | None = field(default=None, repr=False)
-
-    def public(self) -> dict[str, str]:
-        """The configuration as logged: secrets masked."""
-        out = {k: str(v) for k, v in asdict(self).items()}
-        out["token"] = "set" if self.token else "none"
-        return out
 
 
 def _warm_up(models: list[LoadedModel]) -> None:

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import click
+from gan_contract.cli_options import build, options
 
 from .config import TrainConfig
 
@@ -28,158 +29,22 @@ def main() -> None:
 
 
 @main.command()
-@click.option(
-    "--variant",
-    default="dcgan",
-    help="GAN variant: dcgan, cgan, infogan, gan, fgan, wgan, wgan-gp, sngan, lsgan, ebgan, vaegan, bigan.",
-)
-@click.option(
-    "--dataset",
-    default="mnist",
-    help="mnist (embedded 5k), mnist-idx, fashion-mnist (IDX files), ring8, grid25, gaussian1d (generated).",
-)
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Folder of IDX files (mnist-idx; fashion-mnist defaults to /usr/share/datasets/fashion-mnist).",
-)
-@click.option("--limit", type=click.IntRange(min=0), default=0, help="Train on a seeded random subset of N examples.")
-@click.option("--epochs", type=click.IntRange(min=1), default=20)
-@click.option("--seed", type=int, default=0)
-@click.option("--out", "out", type=click.Path(file_okay=False), required=True, help="Run directory.")
-@click.option("--batch-size", type=click.IntRange(min=2), default=64)
-@click.option("--lr-g", type=float, default=None, help="Generator learning rate [variant default].")
-@click.option("--lr-d", type=float, default=None, help="Discriminator learning rate [variant default].")
-@click.option("--lr-q", type=float, default=None, help="InfoGAN Q-head learning rate [variant default].")
-@click.option("--beta1", type=float, default=None, help="Adam beta1 [variant default: 0.5].")
-@click.option("--beta2", type=float, default=None, help="Adam beta2 [variant default: 0.999; wgan-gp 0.9].")
-@click.option("--z-dim", type=click.IntRange(min=1), default=None, help="Noise dimension [variant default].")
-@click.option("--width", type=click.IntRange(min=4), default=32, help="Channels at 14x14 in G and D.")
-@click.option(
-    "--g-ema",
-    type=click.FloatRange(0.0, 1.0, max_open=True),
-    default=0.0,
-    help="Export a moving average of G's weights with this per-step decay (0: off; e.g. 0.999).",
-)
-@click.option(
-    "--lr-decay-start",
-    type=click.FloatRange(0.0, 1.0),
-    default=1.0,
-    help="Decay all learning rates linearly to 0 from this fraction of the epochs on (1: constant).",
-)
-@click.option("--g-hidden", type=click.IntRange(min=0), default=0, help="G: MLP layer before the 7x7 map (0: none).")
-@click.option("--lambda-cat", type=float, default=None, help="InfoGAN categorical info weight [1.0].")
-@click.option("--lambda-cont", type=float, default=None, help="InfoGAN continuous info weight [0.1].")
-@click.option(
-    "--labelled-fraction",
-    type=click.FloatRange(0.0, 1.0),
-    default=0.0,
-    help="InfoGAN: share of real images whose label Q learns (0 = unsupervised).",
-)
-@click.option("--lambda-sup", type=float, default=1.0, help="InfoGAN: weight of the supervised Q loss.")
-@click.option(
-    "--augment-labelled/--no-augment-labelled",
-    default=True,
-    help="InfoGAN: randomly shift/rotate the labelled digits for Q's supervised loss.",
-)
-@click.option("--d-steps", type=click.IntRange(min=1), default=None, help="D/critic updates per G update [gan 1, wgan 5].")
-@click.option(
-    "--g-loss", type=click.Choice(["nonsaturating", "minimax"]), default="nonsaturating", help="gan: generator loss."
-)
-@click.option(
-    "--divergence",
-    type=click.Choice(["kl", "reverse-kl", "pearson", "squared-hellinger", "js", "gan"]),
-    default="js",
-    help="fgan: the f-divergence.",
-)
-@click.option("--clip", type=float, default=None, help="wgan: clip critic weights to [-c, c] [0.01].")
-@click.option("--gp-weight", type=float, default=None, help="wgan-gp: gradient penalty weight lambda [10].")
-@click.option("--sn-loss", type=click.Choice(["hinge", "nonsaturating"]), default="hinge", help="sngan: loss.")
-@click.option("--margin", type=float, default=None, help="ebgan: margin m on the fake energy [1.0].")
-@click.option("--pt-weight", type=float, default=0.0, help="ebgan: pulling-away term weight (0: off).")
-@click.option("--gamma", type=float, default=None, help="vaegan: reconstruction weight in G's loss [0.01; points 1].")
-@click.option("--recon", type=click.Choice(["feature", "pixel"]), default="feature", help="vaegan: reconstruction space.")
-@click.option("--mlp-hidden", type=click.IntRange(min=1), default=None, help="Units per MLP layer [images 512, points 128].")
-@click.option(
-    "--q-fake-cat-weight",
-    type=click.FloatRange(min=0.0),
-    default=1.0,
-    help="InfoGAN: weight of the categorical loss on fakes in Q's update (1: InfoGAN).",
-)
-@click.option(
-    "--q-trains-body/--q-head-only",
-    default=True,
-    help="InfoGAN: whether Q's info loss on fakes also trains D's shared body.",
-)
-@click.option(
-    "--q-fixed-variance",
-    is_flag=True,
-    help="InfoGAN: Q's Gaussian for the continuous codes has unit variance instead of a learned one.",
-)
-@click.option("--eval-every", type=click.IntRange(min=0), default=1, help="Judge samples every N epochs (0: last only).")
-@click.option("--eval-samples", type=click.IntRange(min=10), default=100, help="Samples per digit/category when judging.")
-@click.option("--device", default="auto", help="auto, cpu, cuda or cuda:N.")
-@click.option("--threads", type=click.IntRange(min=0), default=0, help="torch CPU threads (0: torch default).")
-@click.option("--steps-per-epoch", type=click.IntRange(min=0), default=0, help="Cap steps per epoch (0: full pass).")
+@options(TrainConfig)
 @click.option("--resume", is_flag=True, help="Continue the run in --out (its hyperparameters win).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def fit(**opts) -> None:
+def fit(resume: bool, no_progress: bool, **settings) -> None:
     """Train a GAN variant; checkpoints, sample grids and metrics go to --out."""
     from .data import DatasetError
     from .trainer import fit as run_fit
     from .variants import get_variant
 
+    cfg = build(TrainConfig, settings)
     try:
-        get_variant(opts["variant"])
+        get_variant(cfg.variant)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--variant") from None
-    cfg = TrainConfig(
-        variant=opts["variant"],
-        dataset=opts["dataset"],
-        out=opts["out"],
-        epochs=opts["epochs"],
-        seed=opts["seed"],
-        batch_size=opts["batch_size"],
-        device=opts["device"],
-        num_threads=opts["threads"],
-        steps_per_epoch=opts["steps_per_epoch"],
-        lr_g=opts["lr_g"],
-        lr_d=opts["lr_d"],
-        lr_q=opts["lr_q"],
-        beta1=opts["beta1"],
-        beta2=opts["beta2"],
-        z_dim=opts["z_dim"],
-        width=opts["width"],
-        g_hidden=opts["g_hidden"],
-        g_ema=opts["g_ema"],
-        lr_decay_start=opts["lr_decay_start"],
-        lambda_cat=opts["lambda_cat"],
-        lambda_cont=opts["lambda_cont"],
-        labelled_fraction=opts["labelled_fraction"],
-        lambda_sup=opts["lambda_sup"],
-        augment_labelled=opts["augment_labelled"],
-        q_fake_cat_weight=opts["q_fake_cat_weight"],
-        q_trains_body=opts["q_trains_body"],
-        q_fixed_variance=opts["q_fixed_variance"],
-        eval_every=opts["eval_every"],
-        eval_samples_per_class=opts["eval_samples"],
-        data_dir=opts["data_dir"],
-        limit=opts["limit"],
-        d_steps=opts["d_steps"],
-        g_loss=opts["g_loss"],
-        divergence=opts["divergence"],
-        clip=opts["clip"],
-        gp_weight=opts["gp_weight"],
-        sn_loss=opts["sn_loss"],
-        margin=opts["margin"],
-        pt_weight=opts["pt_weight"],
-        gamma=opts["gamma"],
-        recon=opts["recon"],
-        mlp_hidden=opts["mlp_hidden"],
-    )
     try:
-        out = run_fit(cfg, resume=opts["resume"], progress=not opts["no_progress"])
+        out = run_fit(cfg, resume=resume, progress=not no_progress)
     except (FileExistsError, FileNotFoundError, ValueError, DatasetError) as exc:
         raise click.ClickException(str(exc)) from None
     if os.environ.get("RANK", "0") == "0":  # under torchrun: rank 0 speaks

@@ -1,0 +1,101 @@
+"""The server's settings: each one's default, help text and ``gan-server`` flag, written once.
+
+``gan-server``'s options are generated from these fields (see cli.py and
+gan_contract.cli_options); every flag also reads ``GAN_SERVER_<FLAG>``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import click
+from gan_contract.cli_options import setting
+
+from .backends import BACKENDS, DEVICES
+
+ENV_PREFIX = "GAN_SERVER"
+
+
+class _TokenFile(click.Path):
+    """--token-file: a path on the command line, the token it holds in the configuration."""
+
+    def __init__(self) -> None:
+        super().__init__(dir_okay=False, path_type=Path)
+
+    def convert(self, value, param, ctx) -> str:
+        path = super().convert(value, param, ctx)
+        try:
+            token = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            self.fail(f"cannot read {path}: {exc.strerror}", param, ctx)
+        if not token:
+            self.fail(f"{path} is empty", param, ctx)
+        return token
+
+
+def _token_from_env(ctx: click.Context, param: click.Parameter, token: str | None) -> str | None:
+    """Without --token-file, the token itself may come in $GAN_SERVER_TOKEN."""
+    return token if token is not None else os.environ.get(f"{ENV_PREFIX}_TOKEN") or None
+
+
+_FILE = click.Path(dir_okay=False, path_type=Path)
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    models: Path = setting(
+        Path("models"),
+        "Model repository: <models>/<name>/<version>/manifest.json.",
+        type=click.Path(file_okay=False, path_type=Path),
+    )
+    host: str = setting("127.0.0.1", "Bind address (0.0.0.0 for all interfaces).")
+    port: int = setting(50051, "gRPC port; 0 picks a free one (printed at start).", type=click.IntRange(0, 65535))
+    backend: str = setting("onnx", type=click.Choice(BACKENDS))
+    device: str = setting("cpu", "cuda fails at start when no CUDA runtime is present.", type=click.Choice(DEVICES))
+    threads: int = setting(0, "Intra-op threads per model (0 = runtime default).", type=click.IntRange(0))
+    workers: int = setting(2, "Threads running inference concurrently.", type=click.IntRange(1))
+    max_count: int = setting(4096, "Most images one request may ask for.", type=click.IntRange(1))
+    max_stream_count: int = setting(1_000_000, "Most images one SampleStream call may ask for.", type=click.IntRange(1))
+    max_batch: int = setting(256, "Most images in one backend run; larger requests are split.", type=click.IntRange(1))
+    batch_delay_ms: float = setting(
+        0.0,
+        "Dynamic batching: how long a request may wait for others when a runner is free "
+        "(0: none; requests that arrive while the runners are busy are batched anyway).",
+        type=click.FloatRange(0),
+    )
+    batching: bool = setting(True, "Merge concurrent requests into one backend run (per model).")
+    max_message_mb: int = setting(64, "Largest gRPC message accepted or sent, in MiB.", type=click.IntRange(1))
+    grace: float = setting(10.0, "Seconds in-flight calls get to finish on SIGTERM.", type=click.FloatRange(0))
+    reload_interval: float = setting(
+        0.0,
+        "Seconds between model-repository scans (hot reload; SIGHUP also scans). 0 = off.",
+        type=click.FloatRange(0),
+    )
+    metrics_port: int | None = setting(
+        None,
+        "Serve Prometheus metrics over HTTP on this port (0 = a free one). Default: off.",
+        type=click.IntRange(0, 65535),
+    )
+    tls_cert: Path | None = setting(None, "PEM server certificate.", type=_FILE)
+    tls_key: Path | None = setting(None, "PEM server private key.", type=_FILE)
+    tls_client_ca: Path | None = setting(
+        None, "PEM CA bundle; when set, clients must present a certificate it signed (mTLS).", type=_FILE
+    )
+    token: str | None = setting(
+        None,
+        f"Require 'authorization: Bearer <token>' with the token in this file (or in ${ENV_PREFIX}_TOKEN). "
+        "Health checks stay open.",
+        flag="--token-file",
+        param="token_file",
+        type=_TokenFile(),
+        callback=_token_from_env,
+        repr=False,
+    )
+
+    def public(self) -> dict[str, str]:
+        """The configuration as logged: secrets masked."""
+        out = {k: str(v) for k, v in asdict(self).items()}
+        out["token"] = "set" if self.token else "none"
+        return out
