@@ -19,6 +19,7 @@ from pathlib import Path
 
 import click
 from gan_contract.cli_options import build, options
+from gan_contract.manifest import ManifestError
 
 from .config import TrainConfig
 
@@ -107,8 +108,6 @@ def export(run_dir: str, repo: str, name: str, version: str | None, overwrite: b
 def evaluate(model_dir: str, samples: int, fld_samples: int, seed: int, as_json: bool, out_path: str | None,
              min_accuracy: float | None, min_worst: float | None) -> None:
     """Judge MODEL_DIR's ONNX generator: FLD, class coverage, conditional accuracy, 2-D modes."""
-    from gan_contract.manifest import ManifestError
-
     from .data import DatasetError
     from .evaluation import evaluate_model_dir
 
