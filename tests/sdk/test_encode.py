@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from gan_client import AsyncGanClient, GanClient, InvalidArgument
+from gan_client import AsyncGanClient, GanClient, InvalidArgument, SampleResult
+from gan_client._config import ENCODE_BATCH
 
 from ..conftest import start_server, stop_server
 from .tiny_models import write_encoder_model
@@ -54,6 +55,35 @@ def test_encode_and_reconstruct(encoder_server) -> None:
 
     az, aimages = asyncio.run(run())
     assert az.tobytes() == z.tobytes() and aimages.tobytes() == rec.images.tobytes()
+
+
+def test_sync_and_async_agree_on_inputs_that_take_several_encode_calls(encoder_server) -> None:
+    """Over ENCODE_BATCH images: several Encode calls, in order, the same arrays from both clients."""
+    n = 2 * ENCODE_BATCH + 52
+    with GanClient(encoder_server.address) as client:
+        images = client.sample("tinybigan", n, seed=11).images
+        z = client.encode("tinybigan", images)
+        rec = client.reconstruct("tinybigan", images)
+        with pytest.raises(InvalidArgument, match="image"):
+            client.encode("tinybigan", np.zeros((n, 32, 32, 1), np.uint8))
+
+    async def run() -> tuple[np.ndarray, SampleResult, str]:
+        async with AsyncGanClient(encoder_server.address) as ac:
+            with pytest.raises(InvalidArgument, match="image") as err:
+                await ac.encode("tinybigan", np.zeros((n, 32, 32, 1), np.uint8))
+            return await ac.encode("tinybigan", images), await ac.reconstruct("tinybigan", images), str(err.value)
+
+    az, arec, message = asyncio.run(run())
+    assert z.shape == (n, 8) and az.tobytes() == z.tobytes()
+    # each chunk of the input encodes as it does alone: the calls were not mixed up
+    with GanClient(encoder_server.address) as client:
+        assert (
+            client.encode("tinybigan", images[ENCODE_BATCH + 5 : ENCODE_BATCH + 9]).tobytes()
+            == z[ENCODE_BATCH + 5 : ENCODE_BATCH + 9].tobytes()
+        )
+    assert rec.latents.tobytes() == z.tobytes() and arec.latents.tobytes() == z.tobytes()
+    assert rec.images.tobytes() == arec.images.tobytes() and rec.indices.tolist() == list(range(n))
+    assert "32x32x1" in message
 
 
 def test_cli_encode_writes_the_latents(encoder_server, tmp_path: Path) -> None:
