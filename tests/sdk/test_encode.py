@@ -113,6 +113,32 @@ def test_cli_encode_writes_the_latents(encoder_server, tmp_path: Path) -> None:
     np.testing.assert_array_equal(np.load(tmp_path / "z.npy"), want)
 
 
+def test_cli_encode_reads_npy_images_among_pngs_in_argument_order(encoder_server, tmp_path: Path) -> None:
+    with GanClient(encoder_server.address) as client:
+        result = client.sample("tinybigan", 4, seed=2)
+        want = client.encode("tinybigan", result.images)
+    png = result.save(tmp_path / "imgs")[0]
+    np.save(tmp_path / "rest.npy", result.images[1:, ..., 0])  # (N, H, W)
+    np.save(tmp_path / "bad.npy", result.images[:1].astype(np.float32))
+    env = {**os.environ, "GAN_SERVER": encoder_server.address}
+
+    def encode(*images: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [GAN_CLIENT, "encode", "--model", "tinybigan", *images, "--out", "z.npy"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+
+    r = encode(str(png), "rest.npy")
+    assert r.returncode == 0, r.stderr
+    np.testing.assert_array_equal(np.load(tmp_path / "z.npy"), want)
+    r = encode("bad.npy")
+    assert r.returncode == 2 and "bad.npy holds float32" in r.stderr and "IMAGES" in r.stderr, r.stderr
+
+
 def test_bundled_bigan_encodes_its_own_samples_back_to_similar_images(server) -> None:
     """Encode then decode bigan samples: the images come back close to the input.
 

@@ -8,10 +8,23 @@ import json
 
 import numpy as np
 import pytest
-from gan_client import AsyncGanClient, GanClient, ModelNotFound, RetryPolicy, _batch, _core, _interp, lerp, slerp
+from gan_client import (
+    AsyncGanClient,
+    GanClient,
+    ModelNotFound,
+    RetryPolicy,
+    SampleResult,
+    _batch,
+    _core,
+    _images,
+    _interp,
+    lerp,
+    slerp,
+)
 from gan_client._config import ENCODE_BATCH, ClientConfig
 from gan_client._options import InterpolateOptions, SampleOptions
 from gan_contract.proto.gan.v1 import generator_pb2 as pb
+from PIL import Image
 
 # -- interpolation ------------------------------------------------------------
 
@@ -195,6 +208,29 @@ def test_health_plan_answers_service_unknown_for_not_found() -> None:
     (req,) = _core.advance(plan, None)
     assert req.service == "no.such.Service"
     assert _core.advance(plan, ModelNotFound("unknown service", "NOT_FOUND", "")) == _core.Done("SERVICE_UNKNOWN")
+
+
+# -- files -------------------------------------------------------------------------
+
+
+def test_a_result_is_written_by_the_name_of_its_output(tmp_path) -> None:
+    images = np.arange(2 * 4 * 4, dtype=np.uint8).reshape(2, 4, 4, 1)
+    r = SampleResult("m", "1", 3, images, np.array([-1, 2], np.int32), start=5)
+    assert r.write(tmp_path / "a.npy") == [tmp_path / "a.npy"]
+    assert np.load(tmp_path / "a.npy").tobytes() == images.tobytes()
+    (grid,) = r.write(tmp_path / "g.png", cols=1)
+    with Image.open(grid) as img:
+        assert img.size == (4 + 4, 2 * 6 + 2) and img.text["gan:count"] == "2"
+    files = r.write(tmp_path / "d")
+    assert [f.name for f in files] == ["m-s3-00005.png", "m-s3-00006.png"]
+    with Image.open(files[1]) as img:
+        assert img.text["gan:index"] == "6" and img.text["gan:class"] == "2"
+    with pytest.raises(ValueError, match="does not exist"):
+        r.write(tmp_path / "missing" / "x.png")
+    (tmp_path / "plain").write_text("x")
+    with pytest.raises(ValueError, match="not a directory"):
+        _images.output_kind(tmp_path / "plain")
+    assert not list(tmp_path.glob(".*.tmp"))
 
 
 # -- batch sharding ---------------------------------------------------------------
