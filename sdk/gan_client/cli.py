@@ -36,7 +36,7 @@ from typing import Any, NoReturn  # noqa: E402
 import click  # noqa: E402
 import numpy as np  # noqa: E402
 
-from . import _images
+from . import _core, _images
 from ._batch import BatchMismatch, Shard, run_shard
 from ._client import GanClient
 from ._config import (
@@ -183,8 +183,6 @@ def cli(
     """Sample images from GAN generators served by gan-server."""
     ctx.meta["gan_debug"] = debug
     ctx.meta["gan_progress"] = progress_enabled(progress)
-    if (client_cert is None) != (client_key is None):
-        raise click.UsageError("mTLS needs both --client-cert and --client-key")
     with _usage_errors():
         client = GanClient(
             server,
@@ -346,9 +344,8 @@ def _conditioning_options(f: Any) -> Any:
 def _conditioning(
     digit: int | None, label: str | None, category: int | None, codes: list[float] | None
 ) -> dict[str, Any]:
-    chosen = [name for name, v in (("--digit", digit), ("--label", label), ("--category", category)) if v is not None]
-    if len(chosen) > 1:
-        raise click.UsageError(f"give at most one of --digit, --label, --category (got {', '.join(chosen)})")
+    with _usage_errors():
+        _core.check_one_condition(digit, label, category)
     return {"digit": digit, "label": label, "category": category, "continuous": codes}
 
 
