@@ -86,26 +86,16 @@ def test_sync_and_async_agree_on_inputs_that_take_several_encode_calls(encoder_s
     assert "32x32x1" in message
 
 
+def cli(args: list[str], cwd: Path, server: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "GAN_SERVER": server}
+    return subprocess.run([GAN_CLIENT, *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=60)
+
+
 def test_cli_encode_writes_the_latents(encoder_server, tmp_path: Path) -> None:
-    env = {**os.environ, "GAN_SERVER": encoder_server.address}
-    r = subprocess.run(
-        [GAN_CLIENT, "sample", "-m", "tinybigan", "-n", "3", "--seed", "1", "--out", "imgs"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
+    r = cli(["sample", "-m", "tinybigan", "-n", "3", "--seed", "1", "--out", "imgs"], tmp_path, encoder_server.address)
     assert r.returncode == 0, r.stderr
     pngs = sorted(str(p) for p in (tmp_path / "imgs").glob("*.png"))
-    r = subprocess.run(
-        [GAN_CLIENT, "encode", "--model", "tinybigan", *pngs, "--out", "z.npy"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
+    r = cli(["encode", "--model", "tinybigan", *pngs, "--out", "z.npy"], tmp_path, encoder_server.address)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "z.npy"
     with GanClient(encoder_server.address) as client:
@@ -120,22 +110,12 @@ def test_cli_encode_reads_npy_images_among_pngs_in_argument_order(encoder_server
     png = result.save(tmp_path / "imgs")[0]
     np.save(tmp_path / "rest.npy", result.images[1:, ..., 0])  # (N, H, W)
     np.save(tmp_path / "bad.npy", result.images[:1].astype(np.float32))
-    env = {**os.environ, "GAN_SERVER": encoder_server.address}
-
-    def encode(*images: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [GAN_CLIENT, "encode", "--model", "tinybigan", *images, "--out", "z.npy"],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=60,
-        )
-
-    r = encode(str(png), "rest.npy")
+    r = cli(
+        ["encode", "--model", "tinybigan", str(png), "rest.npy", "--out", "z.npy"], tmp_path, encoder_server.address
+    )
     assert r.returncode == 0, r.stderr
     np.testing.assert_array_equal(np.load(tmp_path / "z.npy"), want)
-    r = encode("bad.npy")
+    r = cli(["encode", "--model", "tinybigan", "bad.npy", "--out", "z.npy"], tmp_path, encoder_server.address)
     assert r.returncode == 2 and "bad.npy holds float32" in r.stderr and "IMAGES" in r.stderr, r.stderr
 
 
