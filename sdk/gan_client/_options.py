@@ -97,8 +97,9 @@ def takes(
 ) -> Callable[[Callable[[Self, Options], R]], Callable[Concatenate[Self, P], R]]:
     """Turn ``method(self, opts)`` into ``method(self, <the arguments of options>)``.
 
-    Works for plain and ``async`` methods; the options object is built (and
-    its arguments bound) at the call, so a wrong keyword fails there.
+    Works for plain and ``async`` methods (which stay coroutine functions);
+    the options object is built when the method runs, so a wrong keyword is
+    a TypeError there (for an ``async`` method: when it is awaited).
     """
     params = list(inspect.signature(options).parameters.values())
 
