@@ -18,14 +18,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ._client import GanClient
-from ._images import encode_png, write_bytes_atomic
+from ._images import encode_png, write_bytes_atomic, write_text_atomic
 from ._progress import Progress
 
 JOB_FILE = "batch.json"
@@ -78,15 +77,7 @@ def runs(indices: Iterable[int], chunk: int) -> list[tuple[int, int]]:
 
 
 def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
 def pin_job(out: Path, job: dict[str, Any]) -> dict[str, Any]:

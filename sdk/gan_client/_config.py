@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 
 DEFAULT_SERVER = "localhost:50051"
 SERVER_ENV = "GAN_SERVER"
@@ -76,3 +76,94 @@ def resolve_token(token: str | None) -> str | None:
     value = token if token is not None else os.environ.get(TOKEN_ENV)
     value = (value or "").strip()
     return value or None
+
+
+def resolve_retry(retry: RetryPolicy | bool | None) -> RetryPolicy | None:
+    """True: the default policy; False/None: no retries; a RetryPolicy: itself."""
+    if retry is True:
+        return DEFAULT_RETRY
+    if retry is False or retry is None:
+        return None
+    if isinstance(retry, RetryPolicy):
+        return retry
+    raise TypeError(f"retry must be a bool or a RetryPolicy, got {type(retry).__name__}")
+
+
+PemSource = str | os.PathLike[str] | bytes
+
+
+def tls_enabled(
+    tls: bool,
+    root_certificates: PemSource | None = None,
+    client_cert: PemSource | None = None,
+    client_key: PemSource | None = None,
+    tls_server_name: str | None = None,
+) -> bool:
+    """Whether these options make a TLS channel (any certificate argument turns
+    TLS on); ValueError for a combination that cannot work.
+
+    The one check of the TLS options: :class:`ClientConfig` runs it, the CLI
+    only turns its ValueError into a usage error.
+    """
+    if (client_cert is None) != (client_key is None):
+        raise ValueError("mTLS needs both client_cert and client_key (CLI: --client-cert and --client-key)")
+    enabled = tls or root_certificates is not None or client_cert is not None
+    if tls_server_name and not enabled:
+        raise ValueError("tls_server_name only applies to TLS channels: pass tls=True as well")
+    return enabled
+
+
+@dataclass(frozen=True, eq=False)
+class ClientConfig:
+    """How a client reaches the server: what ``GanClient(...)`` and ``AsyncGanClient(...)`` take.
+
+    Args:
+        server: HOST:PORT; default $GAN_SERVER, else localhost:50051.
+        timeout: default per-call deadline in seconds (60); every method also
+            takes ``timeout=``. A stream's deadline covers the whole stream.
+        token: bearer token sent as ``authorization: Bearer <token>``; default
+            $GAN_TOKEN. Works on plaintext and TLS channels.
+        tls: use TLS, trusting the system's CAs unless ``root_certificates``
+            is given. Any certificate argument turns TLS on.
+        root_certificates: PEM CA bundle (path or bytes) to verify the server.
+        client_cert, client_key: PEM client certificate and key (path or
+            bytes) for servers that require mTLS.
+        tls_server_name: the name to verify in the server's certificate when
+            it differs from the address's host (e.g. dialling an IP).
+        retry: gRPC's own retries of UNAVAILABLE with exponential backoff
+            (True: :data:`DEFAULT_RETRY`; a :class:`RetryPolicy`; False: off).
+        max_message_bytes: the largest message either side may send.
+
+    Checked when made (ValueError/TypeError); $GAN_SERVER and $GAN_TOKEN are
+    read by :meth:`address` and :meth:`bearer_token`.
+    """
+
+    server: str | None = None
+    _: KW_ONLY
+    timeout: float | None = None
+    token: str | None = None
+    tls: bool = False
+    root_certificates: PemSource | None = None
+    client_cert: PemSource | None = None
+    client_key: PemSource | None = None
+    tls_server_name: str | None = None
+    retry: RetryPolicy | bool | None = True
+    max_message_bytes: int = MAX_MESSAGE_BYTES
+
+    def __post_init__(self) -> None:
+        resolve_retry(self.retry)
+        tls_enabled(self.tls, self.root_certificates, self.client_cert, self.client_key, self.tls_server_name)
+
+    @property
+    def retry_policy(self) -> RetryPolicy | None:
+        return resolve_retry(self.retry)
+
+    @property
+    def default_timeout(self) -> float:
+        return DEFAULT_TIMEOUT if self.timeout is None else self.timeout
+
+    def address(self) -> str:
+        return resolve_server(self.server)
+
+    def bearer_token(self) -> str | None:
+        return resolve_token(self.token)

@@ -1,26 +1,43 @@
-"""Channel settings, request building and response decoding shared by the sync
-and async clients.
+"""Everything the sync and async clients share that is not I/O: channel
+settings, requests, decoding, and the plans of the calls that take several RPCs.
 
-No network I/O happens here: the clients call these, then send or return.
+No network I/O happens here. A call is planned as a generator (see "plans"
+below) that yields the requests to send and combines the responses; the two
+clients only execute those requests, blocking or with asyncio.
 """
 
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import grpc
 import numpy as np
 from gan_contract.proto.gan.v1 import generator_pb2 as pb
+from gan_contract.proto.gan.v1 import generator_pb2_grpc as pb_grpc
+from google.protobuf.message import Message
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from ._config import DEFAULT_RETRY, ENCODE_BATCH, MAX_MESSAGE_BYTES, SERVICE_NAME, RetryPolicy
-from ._exceptions import InternalError
+from ._config import (
+    DEFAULT_RETRY,
+    ENCODE_BATCH,
+    MAX_MESSAGE_BYTES,
+    SERVICE_NAME,
+    ClientConfig,
+    PemSource,
+    RetryPolicy,
+    tls_enabled,
+)
+from ._exceptions import APIError, InternalError, ModelNotFound
 from ._interp import METHODS
 from ._interp import interpolate as interpolate_latents
+from ._options import InterpolateOptions, SampleOptions
 from ._types import Conditioning, ModelInfo, SampleResult
+
+T = TypeVar("T")
 
 _KIND_NAMES = {
     pb.CONDITIONING_KIND_NONE: "none",
@@ -85,18 +102,7 @@ def channel_options(
     return options
 
 
-def resolve_retry(retry: RetryPolicy | bool | None) -> RetryPolicy | None:
-    """True: the default policy; False/None: no retries; a RetryPolicy: itself."""
-    if retry is True:
-        return DEFAULT_RETRY
-    if retry is False or retry is None:
-        return None
-    if isinstance(retry, RetryPolicy):
-        return retry
-    raise TypeError(f"retry must be a bool or a RetryPolicy, got {type(retry).__name__}")
-
-
-def read_pem(name: str, value: str | os.PathLike[str] | bytes | None) -> bytes | None:
+def read_pem(name: str, value: PemSource | None) -> bytes | None:
     """PEM bytes as given, or read from a path; errors name the argument."""
     if value is None or isinstance(value, bytes):
         return value
@@ -109,18 +115,16 @@ def read_pem(name: str, value: str | os.PathLike[str] | bytes | None) -> bytes |
 
 def channel_credentials(
     tls: bool,
-    root_certificates: str | os.PathLike[str] | bytes | None = None,
-    client_cert: str | os.PathLike[str] | bytes | None = None,
-    client_key: str | os.PathLike[str] | bytes | None = None,
+    root_certificates: PemSource | None = None,
+    client_cert: PemSource | None = None,
+    client_key: PemSource | None = None,
 ) -> grpc.ChannelCredentials | None:
     """TLS credentials, or None for a plaintext channel.
 
     Any certificate argument turns TLS on. Without ``root_certificates`` the
     system's trusted CAs are used.
     """
-    if (client_cert is None) != (client_key is None):
-        raise ValueError("mTLS needs both client_cert and client_key (CLI: --client-cert and --client-key)")
-    if not (tls or root_certificates is not None or client_cert is not None):
+    if not tls_enabled(tls, root_certificates, client_cert, client_key):
         return None
     return grpc.ssl_channel_credentials(
         root_certificates=read_pem("root_certificates", root_certificates),
@@ -134,6 +138,45 @@ def call_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {token}"),) if token else ()
 
 
+@dataclass(frozen=True)
+class Connection:
+    """What a client needs to open its channel and make calls, resolved from its config."""
+
+    server: str
+    timeout: float
+    retry: RetryPolicy | None
+    credentials: grpc.ChannelCredentials | None
+    options: list[tuple[str, Any]]
+    metadata: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def resolve(cls, config: ClientConfig) -> Connection:
+        """Environment fallbacks applied, certificates read."""
+        retry = config.retry_policy
+        return cls(
+            server=config.address(),
+            timeout=config.default_timeout,
+            retry=retry,
+            credentials=channel_credentials(
+                config.tls, config.root_certificates, config.client_cert, config.client_key
+            ),
+            options=channel_options(config.max_message_bytes, retry, config.tls_server_name),
+            metadata=call_metadata(config.bearer_token()),
+        )
+
+
+def unary_methods(channel: Any) -> dict[type[Message], Any]:
+    """The channel's unary-unary methods by request type (a grpc or grpc.aio channel)."""
+    stub, health = pb_grpc.GeneratorStub(channel), health_pb2_grpc.HealthStub(channel)
+    return {
+        pb.ListModelsRequest: stub.ListModels,
+        pb.GetModelRequest: stub.GetModel,
+        pb.SampleRequest: stub.Sample,
+        pb.EncodeRequest: stub.Encode,
+        health_pb2.HealthCheckRequest: health.Check,
+    }
+
+
 # -- requests ---------------------------------------------------------------
 
 
@@ -143,27 +186,19 @@ def _check_uint64(name: str, value: Any) -> int:
     return int(value)
 
 
-def sample_request(
-    model: str,
-    n: int | None,
-    seed: int,
-    *,
-    digit: int | None = None,
-    label: str | None = None,
-    category: int | None = None,
-    continuous: Sequence[float] | None = None,
-    latents: np.ndarray | Sequence[Sequence[float]] | None = None,
-    version: str | None = None,
-    return_latents: bool = False,
-    first_index: int = 0,
-) -> pb.SampleRequest:
+def sample_request(*args: Any, **kwargs: Any) -> pb.SampleRequest:
+    """The SampleRequest for ``SampleOptions(*args, **kwargs)``: see :func:`build_sample_request`."""
+    return build_sample_request(SampleOptions(*args, **kwargs))
+
+
+def build_sample_request(opts: SampleOptions) -> pb.SampleRequest:
     """Build a SampleRequest. Value checks are the server's job; types are ours.
 
     ``n`` defaults to the number of ``latents`` rows when they are given, else 1.
     """
-    arr = None
-    if latents is not None:
-        arr = np.asarray(latents, dtype=np.float32)
+    n, arr = opts.n, None
+    if opts.latents is not None:
+        arr = np.asarray(opts.latents, dtype=np.float32)
         if arr.ndim != 2:
             raise ValueError(f"latents must have shape (n, latent_dim), got {arr.shape}")
         if n is None:
@@ -177,24 +212,36 @@ def sample_request(
     if arr is not None and arr.shape[0] != n:
         raise ValueError(f"latents must have shape (n, latent_dim) = ({n}, ...), got {arr.shape}")
     req = pb.SampleRequest(
-        model=model,
-        version=version or "",
+        model=opts.model,
+        version=opts.version or "",
         count=int(n),
-        seed=_check_uint64("seed", seed),
-        return_latents=return_latents,
-        first_index=_check_uint64("first_index", first_index),
+        seed=_check_uint64("seed", opts.seed),
+        return_latents=opts.return_latents,
+        first_index=_check_uint64("first_index", opts.first_index),
     )
-    if digit is not None:
-        req.digit = int(digit)
-    if label is not None:
-        req.label = str(label)
-    if category is not None:
-        req.category = int(category)
-    if continuous is not None:
-        req.continuous.extend(float(v) for v in continuous)
+    if opts.digit is not None:
+        req.digit = int(opts.digit)
+    if opts.label is not None:
+        req.label = str(opts.label)
+    if opts.category is not None:
+        req.category = int(opts.category)
+    if opts.continuous is not None:
+        req.continuous.extend(float(v) for v in opts.continuous)
     if arr is not None:
         req.latents.extend(arr.ravel().tolist())
     return req
+
+
+def check_one_condition(digit: int | None, label: str | None, category: int | None) -> None:
+    """At most one of digit, label, category: ValueError naming those given.
+
+    The server enforces the rule; the CLI calls this to fail before any call.
+    """
+    given = [name for name, v in (("digit", digit), ("label", label), ("category", category)) if v is not None]
+    if len(given) > 1:
+        raise ValueError(
+            f"give at most one of digit, label, category (got {', '.join(given)}; CLI: --digit/--label/--category)"
+        )
 
 
 def request_summary(req: pb.SampleRequest) -> dict[str, Any]:
@@ -338,30 +385,22 @@ def endpoint_vector(name: str, value: Any, latent_dim: int) -> np.ndarray | None
 
 
 def interpolation_request(
-    model: str,
-    version: str,
-    start: Any,
-    end: Any,
-    z_start: np.ndarray,
-    z_end: np.ndarray,
-    steps: int,
-    method: str,
-    conditioning: dict[str, Any],
+    opts: InterpolateOptions, version: str, z_start: np.ndarray, z_end: np.ndarray, conditioning: dict[str, Any]
 ) -> tuple[pb.SampleRequest, dict[str, Any]]:
     """The strip's SampleRequest (explicit latents, one per frame) and its summary.
 
     The request's seed is the start seed (0 for a vector), so anything not
     fixed by the conditioning would come from that seed's streams.
     """
-    zs = interpolate_latents(z_start, z_end, steps, method)
-    seed = int(start) if endpoint_is_seed(start) else 0
-    req = sample_request(model, steps, seed, latents=zs, version=version, return_latents=True, **conditioning)
+    zs = interpolate_latents(z_start, z_end, opts.steps, opts.method)
+    seed = int(opts.start) if endpoint_is_seed(opts.start) else 0
+    req = sample_request(opts.model, opts.steps, seed, latents=zs, version=version, return_latents=True, **conditioning)
     summary = request_summary(req)
     summary["interpolate"] = {
-        "from": int(start) if endpoint_is_seed(start) else "vector",
-        "to": int(end) if endpoint_is_seed(end) else "vector",
-        "steps": int(steps),
-        "method": method,
+        "from": int(opts.start) if endpoint_is_seed(opts.start) else "vector",
+        "to": int(opts.end) if endpoint_is_seed(opts.end) else "vector",
+        "steps": int(opts.steps),
+        "method": opts.method,
     }
     return req, summary
 
@@ -383,3 +422,116 @@ def check_interpolation_args(steps: int, method: str) -> None:
         raise ValueError(f"steps must be an integer >= 2, got {steps!r}")
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+
+
+# -- plans --------------------------------------------------------------------
+#
+# Each client method is planned here, once, as a generator: it yields a step
+# (a tuple of requests that do not depend on each other), is sent the step's
+# responses in the same order, and returns the method's result. An APIError
+# from a step is thrown into it. GanClient sends a step's requests one after
+# another, AsyncGanClient concurrently; nothing else differs, so both give the
+# same results.
+
+Step = tuple[Message, ...]
+Plan = Generator[Step, list[Any], T]
+
+
+@dataclass(frozen=True)
+class Done(Generic[T]):
+    value: T
+
+
+def advance(plan: Plan[T], outcome: list[Any] | APIError | None) -> Step | Done[T]:
+    """The plan's next step given the last one's responses (None to start, or the error it raised)."""
+    try:
+        if isinstance(outcome, APIError):
+            return plan.throw(outcome)
+        return plan.send(outcome)  # type: ignore[arg-type]
+    except StopIteration as stop:
+        return Done(stop.value)
+
+
+def health_plan(service: str) -> Plan[str]:
+    try:
+        (resp,) = yield (health_pb2.HealthCheckRequest(service=service),)
+    except ModelNotFound:
+        return "SERVICE_UNKNOWN"
+    return health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
+
+
+def list_models_plan() -> Plan[list[ModelInfo]]:
+    (resp,) = yield (pb.ListModelsRequest(),)
+    return [decode_model(m) for m in resp.models]
+
+
+def model_info_plan(name: str, version: str | None) -> Plan[ModelInfo]:
+    (resp,) = yield (pb.GetModelRequest(name=name, version=version or ""),)
+    return decode_model(resp)
+
+
+def sample_plan(opts: SampleOptions) -> Plan[SampleResult]:
+    req = build_sample_request(opts)
+    (resp,) = yield (req,)
+    return decode_sample(req, resp)
+
+
+def interpolate_plan(opts: InterpolateOptions) -> Plan[SampleResult]:
+    """The model's info; the ``z`` of each endpoint given as a seed (both in one
+    step); then the strip from explicit latents."""
+    check_interpolation_args(opts.steps, opts.method)
+    info = yield from model_info_plan(opts.model, opts.version)
+    cond = interpolation_conditioning(info, opts.digit, opts.label, opts.category, opts.continuous)
+    ends = {"start": opts.start, "end": opts.end}
+    zs: dict[str, Any] = {name: endpoint_vector(name, value, info.latent_dim) for name, value in ends.items()}
+    seeded = [name for name, z in zs.items() if z is None]
+    reqs = tuple(
+        sample_request(opts.model, 1, int(ends[name]), return_latents=True, version=info.version, **cond)
+        for name in seeded
+    )
+    if reqs:
+        resps = yield reqs
+        for name, req, resp in zip(seeded, reqs, resps, strict=True):
+            zs[name] = first_latent(decode_sample(req, resp))
+    req, summary = interpolation_request(opts, info.version, zs["start"], zs["end"], cond)
+    (resp,) = yield (req,)
+    result = decode_sample(req, resp)
+    result.request = summary
+    return result
+
+
+def _encode_steps(model: str, images: Any, version: str | None) -> Plan[tuple[np.ndarray, str]]:
+    """One Encode call after another (at most ENCODE_BATCH images each); every
+    call after the first asks for the version the first answered with, so one
+    encode never mixes two versions of a model that is reloaded meanwhile."""
+    responses: list[pb.EncodeResponse] = []
+    for req in encode_requests(model, images, version):
+        if responses:
+            req.version = responses[0].version
+        (resp,) = yield (req,)
+        responses.append(resp)
+    return decode_encode(responses), responses[0].version
+
+
+def encode_plan(model: str, images: Any, version: str | None) -> Plan[np.ndarray]:
+    latents, _ = yield from _encode_steps(model, images, version)
+    return latents
+
+
+def reconstruct_plan(model: str, images: Any, version: str | None) -> Plan[SampleResult]:
+    """Encode, then generate from those latents with the encoder's version, in
+    chunks of at most ENCODE_BATCH images (``first_index`` counts on)."""
+    latents, version = yield from _encode_steps(model, images, version)
+    parts = []
+    for first in range(0, len(latents), ENCODE_BATCH):
+        part = yield from sample_plan(
+            SampleOptions(
+                model,
+                latents=latents[first : first + ENCODE_BATCH],
+                version=version,
+                return_latents=True,
+                first_index=first,
+            )
+        )
+        parts.append(part)
+    return SampleResult.concatenate(parts)

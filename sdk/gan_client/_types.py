@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ._images import make_grid, to_pil, write_png
+from ._images import make_grid, output_kind, to_pil, write_dir, write_grid, write_npy
 
 
 @dataclass(frozen=True)
@@ -132,16 +132,25 @@ class SampleResult:
         return meta
 
     def save_grid(self, path: str | os.PathLike[str], cols: int | None = None) -> Path:
-        return write_png(self.grid(cols), path, self.metadata())
+        """All images as one PNG grid, with the result's provenance; written atomically."""
+        return write_grid(self.images, path, cols, self.metadata())
 
     def save(self, directory: str | os.PathLike[str], prefix: str | None = None) -> list[Path]:
         """One PNG per image, named by its index in the seed's sequence:
         ``<dir>/<model>-s<seed>-<index>.png``. Each file is written atomically."""
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        stem = prefix or f"{self.model}-s{self.seed}"
-        width = max(5, len(str(self.start + len(self) - 1)))
-        return [
-            write_png(img, directory / f"{stem}-{self.start + i:0{width}d}.png", self.metadata(i))
-            for i, img in enumerate(self.images)
-        ]
+        return write_dir(self.images, directory, prefix or f"{self.model}-s{self.seed}", self.start, self.metadata)
+
+    def save_npy(self, path: str | os.PathLike[str]) -> Path:
+        """The images as one uint8 (N, H, W, C) .npy array, written atomically."""
+        return write_npy(self.images, path)
+
+    def write(self, out: str | os.PathLike[str], cols: int | None = None) -> list[Path]:
+        """Save by the name of ``out``: ``X.png`` a grid (:meth:`save_grid`),
+        ``X.npy`` the array (:meth:`save_npy`), anything else a directory
+        (:meth:`save`). Returns the files written."""
+        kind = output_kind(out)
+        if kind == "grid":
+            return [self.save_grid(out, cols)]
+        if kind == "npy":
+            return [self.save_npy(out)]
+        return self.save(out)

@@ -36,6 +36,7 @@ from typing import Any, NoReturn  # noqa: E402
 import click  # noqa: E402
 import numpy as np  # noqa: E402
 
+from . import _core, _images
 from ._batch import BatchMismatch, Shard, run_shard
 from ._client import GanClient
 from ._config import (
@@ -182,8 +183,6 @@ def cli(
     """Sample images from GAN generators served by gan-server."""
     ctx.meta["gan_debug"] = debug
     ctx.meta["gan_progress"] = progress_enabled(progress)
-    if (client_cert is None) != (client_key is None):
-        raise click.UsageError("mTLS needs both --client-cert and --client-key")
     with _usage_errors():
         client = GanClient(
             server,
@@ -345,19 +344,16 @@ def _conditioning_options(f: Any) -> Any:
 def _conditioning(
     digit: int | None, label: str | None, category: int | None, codes: list[float] | None
 ) -> dict[str, Any]:
-    chosen = [name for name, v in (("--digit", digit), ("--label", label), ("--category", category)) if v is not None]
-    if len(chosen) > 1:
-        raise click.UsageError(f"give at most one of --digit, --label, --category (got {', '.join(chosen)})")
+    with _usage_errors():
+        _core.check_one_condition(digit, label, category)
     return {"digit": digit, "label": label, "category": category, "continuous": codes}
 
 
 def _load_latents(ctx: click.Context, param: click.Parameter, value: Path | None) -> np.ndarray | None:
     if value is None:
         return None
-    try:
-        arr = np.load(value, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise click.BadParameter(f"cannot read {value}: {exc}") from None
+    with _usage_errors(param.opts[0]):
+        arr = _images.read_npy(value)
     if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.floating):
         raise click.BadParameter(f"{value} must hold a float array (n, latent_dim), got {arr.dtype} {arr.shape}")
     return arr.astype(np.float32)
@@ -436,7 +432,8 @@ def sample(
         n = len(latents) if latents is not None else 16
     _check_out(out)
     if save_latents is not None:
-        _parent_must_exist(save_latents, "--save-latents")
+        with _usage_errors("--save-latents"):
+            _images.check_parent(save_latents)
     if seed is None:
         seed = secrets.randbits(63)
         click.echo(f"seed {seed}", err=True)
@@ -459,8 +456,7 @@ def sample(
     result = SampleResult.concatenate(parts)
     paths = _write(result, out, _default_name(model, seed, digit, label, category), cols)
     if save_latents is not None and result.latents is not None:
-        _save_npy(result.latents, save_latents)
-        paths.append(save_latents)
+        paths.append(_images.write_npy(result.latents, save_latents))
     for path in paths:
         click.echo(str(path))
 
@@ -529,35 +525,18 @@ def interpolate(
 )
 @pass_client
 def encode(client: GanClient, model: str, images: tuple[Path, ...], version: str | None, out: Path) -> None:
-    """Map images to latent vectors with the model's encoder."""
-    _parent_must_exist(out, "--out")
+    """Map images to latent vectors with the model's encoder.
+
+    IMAGES are image files (PNG, ...; converted to the model's channels) or
+    .npy files of uint8 images ([N,] H, W[, C]); sizes must be the model's.
+    """
+    with _usage_errors("--out"):
+        _images.check_parent(out)
     info = client.model_info(model, version)
-    batch = _read_images(images, info)
+    with _usage_errors("IMAGES"):
+        batch = _images.read_images(images, info)
     latents = client.encode(model, batch, version=info.version)
-    _save_npy(latents, out)
-    click.echo(str(out))
-
-
-def _read_images(paths: tuple[Path, ...], info: ModelInfo) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
-    mode = {1: "L", 3: "RGB"}.get(info.channels)
-    if mode is None:
-        raise click.UsageError(f"model {info.name!r} takes {info.channels}-channel images; only 1 or 3 can be read")
-    arrays = []
-    for path in paths:
-        try:
-            with Image.open(path) as img:
-                arr = np.asarray(img.convert(mode), dtype=np.uint8)
-        except (UnidentifiedImageError, OSError) as exc:
-            raise click.BadParameter(f"cannot read {path}: {exc}", param_hint="IMAGES") from None
-        if arr.shape[:2] != (info.height, info.width):
-            raise click.BadParameter(
-                f"{path} is {arr.shape[1]}x{arr.shape[0]}; model {info.name!r} takes {info.width}x{info.height}",
-                param_hint="IMAGES",
-            )
-        arrays.append(arr.reshape(info.height, info.width, info.channels))
-    return np.stack(arrays)
+    click.echo(str(_images.write_npy(latents, out)))
 
 
 @cli.command()
@@ -667,43 +646,16 @@ def _default_name(model: str, seed: int, digit: int | None, label: str | None, c
 
 def _check_out(out: Path | None) -> None:
     """Fail on an unusable --out before any work is done."""
-    if out is None:
-        return
-    if out.suffix.lower() in (".png", ".npy") and not out.is_dir():
-        _parent_must_exist(out, "--out")
-    elif out.exists() and not out.is_dir():
-        raise click.BadParameter(f"{out} exists and is not a directory; use a .png or .npy name", param_hint="--out")
+    if out is not None:
+        with _usage_errors("--out"):
+            _images.output_kind(out)
 
 
 def _write(result: SampleResult, out: Path | None, default_name: str, cols: int | None) -> list[Path]:
-    _check_out(out)
-    if out is None:
-        return [result.save_grid(Path.cwd() / default_name, cols)]
-    suffix = out.suffix.lower()
-    if suffix == ".png" and not out.is_dir():
-        return [result.save_grid(out, cols)]
-    if suffix == ".npy" and not out.is_dir():
-        _save_npy(result.images, out)
-        return [out]
-    paths = result.save(out)
-    return [out] if len(paths) > 1 else paths
-
-
-def _save_npy(array: np.ndarray, out: Path) -> None:
-    """Write atomically: a temp file beside ``out``, then rename."""
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            np.save(f, array)
-        tmp.replace(out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _parent_must_exist(path: Path, hint: str) -> None:
-    if not path.parent.is_dir():
-        raise click.BadParameter(f"directory {path.parent} does not exist", param_hint=hint)
+    """Write to --out (default: a grid PNG in the current folder); a directory of many files prints as itself."""
+    with _usage_errors("--out"):
+        paths = result.write(Path.cwd() / default_name if out is None else out, cols)
+    return [out] if out is not None and len(paths) > 1 else paths
 
 
 def main() -> None:

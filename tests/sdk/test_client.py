@@ -59,6 +59,40 @@ def test_async_and_sync_clients_give_identical_bytes(server, client) -> None:
     assert health == client.health() == "SERVING"
 
 
+def test_async_and_sync_interpolate_agree_on_vectors_codes_and_errors(server, client) -> None:
+    z = client.sample("dcgan", 2, seed=4, return_latents=True).latents
+    calls = [
+        (("dcgan", z[0], z[1], 4, "slerp"), {}),
+        (("dcgan", 7, z[1], 3), {}),
+        (("infogan", 1, 2, 5), {"digit": 3}),
+        (
+            ("infogan", 1, 2, 5),
+            {"category": 1, "continuous": [0.5] * client.model_info("infogan").conditioning.num_continuous},
+        ),
+    ]
+    failing = [(("nope", 1, 2), {}), (("cgan", 1, 2), {}), (("dcgan", 1, 2), {"steps": 1})]
+    sync = [client.interpolate(*args, **kwargs) for args, kwargs in calls]
+    sync_errors = []
+    for args, kwargs in failing:
+        with pytest.raises(Exception) as err:
+            client.interpolate(*args, **kwargs)
+        sync_errors.append((type(err.value), str(err.value)))
+
+    async def run() -> tuple[list[SampleResult], list[tuple[type, str]]]:
+        async with AsyncGanClient(server.address) as ac:
+            results = await asyncio.gather(*(ac.interpolate(*args, **kwargs) for args, kwargs in calls))
+            errors = await asyncio.gather(*(ac.interpolate(*a, **k) for a, k in failing), return_exceptions=True)
+            return list(results), [(type(e), str(e)) for e in errors]
+
+    async_results, async_errors = asyncio.run(run())
+    for a, b in zip(sync, async_results, strict=True):
+        _same(a, b)
+        assert a.request == b.request
+    assert sync[1].request["interpolate"]["from"] == 7 and sync[1].request["interpolate"]["to"] == "vector"
+    assert async_errors == sync_errors
+    assert [t.__name__ for t, _ in sync_errors] == ["ModelNotFound", "ValueError", "ValueError"]
+
+
 @pytest.mark.parametrize(("model", "kwargs"), [("dcgan", {"return_latents": True}), ("infogan", {"digit": 3})])
 def test_stream_chunks_concatenate_to_sample_and_stay_under_1_mib(server, client, model: str, kwargs: dict) -> None:
     n, first = 3000, 17

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from gan_client import AsyncGanClient, GanClient, InvalidArgument
+from gan_client import AsyncGanClient, GanClient, InvalidArgument, SampleResult
+from gan_client._config import ENCODE_BATCH
 
 from ..conftest import start_server, stop_server
 from .tiny_models import write_encoder_model
@@ -56,31 +57,66 @@ def test_encode_and_reconstruct(encoder_server) -> None:
     assert az.tobytes() == z.tobytes() and aimages.tobytes() == rec.images.tobytes()
 
 
+def test_sync_and_async_agree_on_inputs_that_take_several_encode_calls(encoder_server) -> None:
+    """Over ENCODE_BATCH images: several Encode calls, in order, the same arrays from both clients."""
+    n = 2 * ENCODE_BATCH + 52
+    with GanClient(encoder_server.address) as client:
+        images = client.sample("tinybigan", n, seed=11).images
+        z = client.encode("tinybigan", images)
+        rec = client.reconstruct("tinybigan", images)
+        with pytest.raises(InvalidArgument, match="image"):
+            client.encode("tinybigan", np.zeros((n, 32, 32, 1), np.uint8))
+
+    async def run() -> tuple[np.ndarray, SampleResult, str]:
+        async with AsyncGanClient(encoder_server.address) as ac:
+            with pytest.raises(InvalidArgument, match="image") as err:
+                await ac.encode("tinybigan", np.zeros((n, 32, 32, 1), np.uint8))
+            return await ac.encode("tinybigan", images), await ac.reconstruct("tinybigan", images), str(err.value)
+
+    az, arec, message = asyncio.run(run())
+    assert z.shape == (n, 8) and az.tobytes() == z.tobytes()
+    # each chunk of the input encodes as it does alone: the calls were not mixed up
+    with GanClient(encoder_server.address) as client:
+        assert (
+            client.encode("tinybigan", images[ENCODE_BATCH + 5 : ENCODE_BATCH + 9]).tobytes()
+            == z[ENCODE_BATCH + 5 : ENCODE_BATCH + 9].tobytes()
+        )
+    assert rec.latents.tobytes() == z.tobytes() and arec.latents.tobytes() == z.tobytes()
+    assert rec.images.tobytes() == arec.images.tobytes() and rec.indices.tolist() == list(range(n))
+    assert "32x32x1" in message
+
+
+def cli(args: list[str], cwd: Path, server: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "GAN_SERVER": server}
+    return subprocess.run([GAN_CLIENT, *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=60)
+
+
 def test_cli_encode_writes_the_latents(encoder_server, tmp_path: Path) -> None:
-    env = {**os.environ, "GAN_SERVER": encoder_server.address}
-    r = subprocess.run(
-        [GAN_CLIENT, "sample", "-m", "tinybigan", "-n", "3", "--seed", "1", "--out", "imgs"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
+    r = cli(["sample", "-m", "tinybigan", "-n", "3", "--seed", "1", "--out", "imgs"], tmp_path, encoder_server.address)
     assert r.returncode == 0, r.stderr
     pngs = sorted(str(p) for p in (tmp_path / "imgs").glob("*.png"))
-    r = subprocess.run(
-        [GAN_CLIENT, "encode", "--model", "tinybigan", *pngs, "--out", "z.npy"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
+    r = cli(["encode", "--model", "tinybigan", *pngs, "--out", "z.npy"], tmp_path, encoder_server.address)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "z.npy"
     with GanClient(encoder_server.address) as client:
         want = client.encode("tinybigan", client.sample("tinybigan", 3, seed=1).images)
     np.testing.assert_array_equal(np.load(tmp_path / "z.npy"), want)
+
+
+def test_cli_encode_reads_npy_images_among_pngs_in_argument_order(encoder_server, tmp_path: Path) -> None:
+    with GanClient(encoder_server.address) as client:
+        result = client.sample("tinybigan", 4, seed=2)
+        want = client.encode("tinybigan", result.images)
+    png = result.save(tmp_path / "imgs")[0]
+    np.save(tmp_path / "rest.npy", result.images[1:, ..., 0])  # (N, H, W)
+    np.save(tmp_path / "bad.npy", result.images[:1].astype(np.float32))
+    r = cli(
+        ["encode", "--model", "tinybigan", str(png), "rest.npy", "--out", "z.npy"], tmp_path, encoder_server.address
+    )
+    assert r.returncode == 0, r.stderr
+    np.testing.assert_array_equal(np.load(tmp_path / "z.npy"), want)
+    r = cli(["encode", "--model", "tinybigan", "bad.npy", "--out", "z.npy"], tmp_path, encoder_server.address)
+    assert r.returncode == 2 and "bad.npy holds float32" in r.stderr and "IMAGES" in r.stderr, r.stderr
 
 
 def test_bundled_bigan_encodes_its_own_samples_back_to_similar_images(server) -> None:

@@ -3,11 +3,28 @@ codec, request building, channel settings and batch sharding."""
 
 from __future__ import annotations
 
+import inspect
 import json
 
 import numpy as np
 import pytest
-from gan_client import RetryPolicy, _batch, _core, _interp, lerp, slerp
+from gan_client import (
+    AsyncGanClient,
+    GanClient,
+    ModelNotFound,
+    RetryPolicy,
+    SampleResult,
+    _batch,
+    _core,
+    _images,
+    _interp,
+    lerp,
+    slerp,
+)
+from gan_client._config import ENCODE_BATCH, ClientConfig
+from gan_client._options import InterpolateOptions, SampleOptions
+from gan_contract.proto.gan.v1 import generator_pb2 as pb
+from PIL import Image
 
 # -- interpolation ------------------------------------------------------------
 
@@ -122,6 +139,98 @@ def test_tls_settings_need_cert_and_key_together_and_name_unreadable_files(tmp_p
         _core.channel_credentials(False, root_certificates=tmp_path / "missing.pem")
     assert _core.call_metadata("s3cret") == (("authorization", "Bearer s3cret"),)
     assert _core.call_metadata(None) == ()
+
+
+def test_both_clients_take_each_argument_list_as_declared_once() -> None:
+    for name, options in (
+        ("sample", SampleOptions),
+        ("sample_stream", SampleOptions),
+        ("interpolate", InterpolateOptions),
+    ):
+        declared = list(inspect.signature(options).parameters.values())
+        for cls in (GanClient, AsyncGanClient):
+            params = list(inspect.signature(getattr(cls, name)).parameters.values())
+            assert params[0].name == "self" and params[1:] == declared, (cls, name)
+    config = list(inspect.signature(ClientConfig).parameters.values())
+    assert list(inspect.signature(GanClient).parameters.values()) == config
+    assert list(inspect.signature(AsyncGanClient).parameters.values()) == config
+    assert inspect.iscoroutinefunction(AsyncGanClient.sample) and inspect.iscoroutinefunction(
+        AsyncGanClient.interpolate
+    )
+    assert "first_index" in GanClient.sample.__doc__ and GanClient.sample.__name__ == "sample"
+    with pytest.raises(TypeError, match="dgit"):
+        SampleOptions("dcgan", 1, dgit=3)  # type: ignore[call-arg]
+
+
+def test_client_config_checks_the_tls_options_once_made() -> None:
+    with pytest.raises(ValueError, match="client_cert and client_key"):
+        ClientConfig(client_key=b"k")
+    with pytest.raises(ValueError, match="tls_server_name"):
+        ClientConfig(tls_server_name="gan-server")
+    with pytest.raises(TypeError, match="retry"):
+        ClientConfig(retry="often")  # type: ignore[arg-type]
+    assert ClientConfig(root_certificates=b"ca", tls_server_name="gan-server").tls_server_name == "gan-server"
+
+
+# -- plans: what each client method sends, without a server ---------------------
+
+
+def test_encode_plan_sends_batches_in_order_on_the_version_the_first_answered_with() -> None:
+    plan = _core.encode_plan("bigan", np.zeros((ENCODE_BATCH + 1, 2, 2), np.uint8), None)
+    (first,) = _core.advance(plan, None)
+    assert (first.version, first.count) == ("", ENCODE_BATCH)
+    reply = pb.EncodeResponse(
+        model="bigan", version="7", count=ENCODE_BATCH, latent_dim=1, latents=[0.5] * ENCODE_BATCH
+    )
+    (second,) = _core.advance(plan, [reply])
+    assert (second.version, second.count) == ("7", 1)
+    done = _core.advance(plan, [pb.EncodeResponse(model="bigan", version="7", count=1, latent_dim=1, latents=[2.0])])
+    assert isinstance(done, _core.Done)
+    assert done.value.shape == (ENCODE_BATCH + 1, 1) and done.value[0, 0] == 0.5 and done.value[-1, 0] == 2.0
+
+
+def test_interpolate_plan_asks_for_seed_endpoints_in_one_step_and_none_for_vectors() -> None:
+    info = pb.ModelInfo(name="dcgan", version="2", latent_dim=3, image=pb.ImageSpec(height=1, width=1, channels=1))
+    plan = _core.interpolate_plan(InterpolateOptions("dcgan", 5, 6, steps=3))
+    (get,) = _core.advance(plan, None)
+    assert (get.name, get.version) == ("dcgan", "")
+    ends = _core.advance(plan, [info])
+    assert [(r.seed, r.count, r.version, r.return_latents) for r in ends] == [(5, 1, "2", True), (6, 1, "2", True)]
+    plan = _core.interpolate_plan(InterpolateOptions("dcgan", np.zeros(3), np.ones(3), steps=3))
+    _core.advance(plan, None)
+    (strip,) = _core.advance(plan, [info])
+    assert (strip.count, strip.seed) == (3, 0)
+    np.testing.assert_array_equal(np.reshape(strip.latents, (3, 3)), [[0, 0, 0], [0.5, 0.5, 0.5], [1, 1, 1]])
+
+
+def test_health_plan_answers_service_unknown_for_not_found() -> None:
+    plan = _core.health_plan("no.such.Service")
+    (req,) = _core.advance(plan, None)
+    assert req.service == "no.such.Service"
+    assert _core.advance(plan, ModelNotFound("unknown service", "NOT_FOUND", "")) == _core.Done("SERVICE_UNKNOWN")
+
+
+# -- files -------------------------------------------------------------------------
+
+
+def test_a_result_is_written_by_the_name_of_its_output(tmp_path) -> None:
+    images = np.arange(2 * 4 * 4, dtype=np.uint8).reshape(2, 4, 4, 1)
+    r = SampleResult("m", "1", 3, images, np.array([-1, 2], np.int32), start=5)
+    assert r.write(tmp_path / "a.npy") == [tmp_path / "a.npy"]
+    assert np.load(tmp_path / "a.npy").tobytes() == images.tobytes()
+    (grid,) = r.write(tmp_path / "g.png", cols=1)
+    with Image.open(grid) as img:
+        assert img.size == (4 + 4, 2 * 6 + 2) and img.text["gan:count"] == "2"
+    files = r.write(tmp_path / "d")
+    assert [f.name for f in files] == ["m-s3-00005.png", "m-s3-00006.png"]
+    with Image.open(files[1]) as img:
+        assert img.text["gan:index"] == "6" and img.text["gan:class"] == "2"
+    with pytest.raises(ValueError, match="does not exist"):
+        r.write(tmp_path / "missing" / "x.png")
+    (tmp_path / "plain").write_text("x")
+    with pytest.raises(ValueError, match="not a directory"):
+        _images.output_kind(tmp_path / "plain")
+    assert not list(tmp_path.glob(".*.tmp"))
 
 
 # -- batch sharding ---------------------------------------------------------------
