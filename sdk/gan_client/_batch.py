@@ -23,8 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gan_contract.files import write_bytes_atomic, write_text_atomic
+
 from ._client import GanClient
-from ._images import encode_png, write_bytes_atomic, write_text_atomic
+from ._images import encode_png
 from ._progress import Progress
 
 JOB_FILE = "batch.json"

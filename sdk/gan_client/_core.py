@@ -16,8 +16,10 @@ from typing import Any, Generic, TypeVar
 
 import grpc
 import numpy as np
+from gan_contract.errors import InvalidArgument
 from gan_contract.proto.gan.v1 import generator_pb2 as pb
 from gan_contract.proto.gan.v1 import generator_pb2_grpc as pb_grpc
+from gan_contract.request import condition_asked
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -237,11 +239,10 @@ def check_one_condition(digit: int | None, label: str | None, category: int | No
 
     The server enforces the rule; the CLI calls this to fail before any call.
     """
-    given = [name for name, v in (("digit", digit), ("label", label), ("category", category)) if v is not None]
-    if len(given) > 1:
-        raise ValueError(
-            f"give at most one of digit, label, category (got {', '.join(given)}; CLI: --digit/--label/--category)"
-        )
+    try:
+        condition_asked(digit, label, category)
+    except InvalidArgument as exc:
+        raise ValueError(f"{exc} (CLI: --digit/--label/--category)") from None
 
 
 def request_summary(req: pb.SampleRequest) -> dict[str, Any]:

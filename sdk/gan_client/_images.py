@@ -10,14 +10,14 @@ where the caller checks first (:func:`output_kind`, :func:`check_parent`).
 from __future__ import annotations
 
 import io
-import math
 import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+from gan_contract.files import write_bytes_atomic
+from gan_contract.images import make_grid
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 if TYPE_CHECKING:
@@ -25,24 +25,6 @@ if TYPE_CHECKING:
 
 Text = Mapping[str, str]
 
-
-def make_grid(images: np.ndarray, cols: int | None = None, pad: int = 2, background: int = 0) -> np.ndarray:
-    """Tile (N, H, W, C) uint8 images into one (rows*(H+pad)+pad, ..., C) array."""
-    if images.ndim != 4:
-        raise ValueError(f"images must be (N, H, W, C), got shape {images.shape}")
-    n, h, w, c = images.shape
-    if n == 0:
-        raise ValueError("no images to tile")
-    cols = cols or math.ceil(math.sqrt(n))
-    if cols < 1:
-        raise ValueError(f"cols must be >= 1, got {cols}")
-    rows = math.ceil(n / cols)
-    grid = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, c), background, dtype=np.uint8)
-    for i in range(n):
-        r, col = divmod(i, cols)
-        y, x = pad + r * (h + pad), pad + col * (w + pad)
-        grid[y : y + h, x : x + w] = images[i]
-    return grid
 
 
 def to_pil(image: np.ndarray) -> Image.Image:
@@ -69,45 +51,9 @@ def encode_png(image: np.ndarray, text: Text | None = None) -> bytes:
     return buf.getvalue()
 
 
-def _read_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-# Read once at import: os.umask() can only be read by setting it, which is not
-# safe while other threads create files.
-_UMASK = _read_umask()
-
-
-def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to a temp file beside ``path``, then rename it over ``path``.
-
-    Readers never see a partial file, and a killed writer leaves at most a
-    ``.<name>.*.tmp`` file behind (random name, so concurrent writers never clash).
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        # mkstemp creates 0600; give the file the mode a plain open() would.
-        os.chmod(tmp, 0o666 & ~_UMASK)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def write_png(image: np.ndarray, path: str | os.PathLike[str], text: Text | None = None) -> Path:
     """Write atomically (temp file, then rename) with ``text`` as PNG tEXt chunks."""
     return write_bytes_atomic(path, encode_png(image, text))
-
-
-def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
-    """Write UTF-8 ``text`` atomically (see :func:`write_bytes_atomic`)."""
-    return write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def write_npy(array: np.ndarray, path: str | os.PathLike[str]) -> Path:
