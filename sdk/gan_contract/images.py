@@ -39,7 +39,8 @@ def make_grid(images: np.ndarray, cols: int | None = None, pad: int = 2, backgro
     n, h, w, c = images.shape
     if n == 0:
         raise ValueError("no images to tile")
-    cols = cols or math.ceil(math.sqrt(n))
+    if cols is None:
+        cols = math.ceil(math.sqrt(n))
     if cols < 1:
         raise ValueError(f"cols must be >= 1, got {cols}")
     rows = math.ceil(n / cols)

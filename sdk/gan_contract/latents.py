@@ -38,9 +38,12 @@ def image_stream(seed: int, index: int) -> np.random.Generator:
     """The random stream of image ``index`` of a request with ``seed``."""
     if not 0 <= seed <= MAX_SEED:
         raise ValueError(f"seed must be in [0, 2**64 - 1], got {seed}")
-    if index < 0:
-        raise ValueError(f"index must be >= 0, got {index}")
-    return np.random.Generator(np.random.Philox(key=seed, counter=[0, 0, index, 0]))
+    if not 0 <= index <= MAX_SEED:
+        raise ValueError(f"index must be in [0, 2**64 - 1], got {index}")
+    # A uint64 array: from a plain list numpy would take an index >= 2**63 through
+    # float64, rounding neighbouring images onto one stream (and near 2**64 onto 0).
+    counter = np.array([0, 0, index, 0], dtype=np.uint64)
+    return np.random.Generator(np.random.Philox(key=seed, counter=counter))
 
 
 def draw_codes(

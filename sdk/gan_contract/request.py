@@ -78,11 +78,16 @@ def class_for_digit(manifest: Manifest, digit: int) -> int:
                 "digit", f"model {manifest.name!r} labels its classes by name ({', '.join(names)}); use label instead"
             )
         return names.index(str(digit))
-    # infogan: through the category -> digit map learned after training
+    return _category_drawing(manifest, digit, "digit", f"digit {digit}")
+
+
+def _category_drawing(manifest: Manifest, digit: int, field: str, what: str) -> int:
+    """The InfoGAN category that draws ``digit`` (an index into class_names), through the learned map."""
+    cond = manifest.conditioning
     if not cond.category_to_digit:
-        raise InvalidArgument("digit", f"model {manifest.name!r} has no category-to-digit map; use category instead")
+        raise InvalidArgument(field, f"model {manifest.name!r} has no category-to-digit map; use category instead")
     if digit not in cond.category_to_digit:
-        raise InvalidArgument("digit", f"model {manifest.name!r} has no category matched to digit {digit}")
+        raise InvalidArgument(field, f"model {manifest.name!r} has no category matched to {what}")
     return cond.category_to_digit.index(digit)
 
 
@@ -94,7 +99,8 @@ def class_for_label(manifest: Manifest, label: str) -> int:
         raise InvalidArgument("label", f"model {manifest.name!r} has no class {label!r}; classes: {', '.join(names)}")
     index = names.index(label)
     if cond.kind == "infogan":
-        return class_for_digit(manifest, index)
+        # class_names name what category_to_digit points at; the error names the field sent
+        return _category_drawing(manifest, index, "label", f"label {label!r}")
     return index
 
 

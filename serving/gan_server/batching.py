@@ -10,6 +10,10 @@ loaded one still batches. Every image's latent comes
 from its own (seed, index) stream, so results do not depend on the grouping.
 
 With batching off (``delay=None``) each chunk runs alone.
+
+``close()`` lets running batches finish; chunks still queued then, and any
+submitted later, fail with Unavailable (retry elsewhere) instead of waiting
+for a loop that no longer runs.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 import numpy as np
+from gan_contract.errors import Unavailable
 from gan_contract.request import Plan
 
 from .sampling import LoadedModel, SampleOutput
@@ -76,11 +81,17 @@ class DynamicBatcher:
         self._wakeup = asyncio.Event()
         self._slots = asyncio.Semaphore(max_in_flight)
         self._tasks: set[asyncio.Task] = set()
+        self._closed = False
         self._loop_task = asyncio.get_running_loop().create_task(self._loop())
+
+    def _closed_error(self) -> Unavailable:
+        return Unavailable(f"model {self.model.name!r} version {self.model.version!r} is being unloaded; retry")
 
     async def submit(self, plan: Plan, start: int, count: int) -> SampleOutput:
         if count > self.max_batch:
             raise ValueError(f"chunk of {count} exceeds max_batch {self.max_batch}")
+        if self._closed:
+            raise self._closed_error()
         chunk = _Chunk(plan, start, count, asyncio.get_running_loop().create_future())
         self._pending.append(chunk)
         self._queued_images += count
@@ -144,11 +155,18 @@ class DynamicBatcher:
             self._slots.release()
 
     async def close(self) -> None:
+        """Stop batching: running batches finish, queued chunks fail with Unavailable."""
+        self._closed = True
         self._loop_task.cancel()
         try:
             await self._loop_task
         except asyncio.CancelledError:
             pass
+        while self._pending:
+            chunk = self._pending.popleft()
+            if not chunk.future.done():
+                chunk.future.set_exception(self._closed_error())
+        self._queued_images = 0
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 

@@ -41,7 +41,7 @@ def test_distribution_of_draws() -> None:
     assert codes.continuous.min() >= -1.0 and codes.continuous.max() <= 1.0
 
 
-@pytest.mark.parametrize(("seed", "index"), [(-1, 0), (MAX_SEED + 1, 0), (0, -1)])
+@pytest.mark.parametrize(("seed", "index"), [(-1, 0), (MAX_SEED + 1, 0), (0, -1), (0, MAX_SEED + 1)])
 def test_out_of_range(seed: int, index: int) -> None:
     with pytest.raises(ValueError):
         image_stream(seed, index)
