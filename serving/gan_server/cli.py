@@ -13,6 +13,7 @@ import json
 import logging
 import sys
 import time
+from functools import partial
 
 import click
 from gan_contract.cli_options import build, options
@@ -59,7 +60,8 @@ def _setup_logging(level: str, fmt: str) -> None:
 def main(log_level: str, log_format: str, **settings) -> None:
     """Serve GAN generators from a model repository over gRPC."""
     _setup_logging(log_level, log_format)
-    sys.exit(run(build(ServerConfig, settings)))
+    # --processes: each process sets up its logging the same way.
+    sys.exit(run(build(ServerConfig, settings), log_setup=partial(_setup_logging, log_level, log_format)))
 
 
 if __name__ == "__main__":  # pragma: no cover

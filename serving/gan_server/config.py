@@ -56,6 +56,13 @@ class ServerConfig:
     device: str = setting("cpu", "cuda fails at start when no CUDA runtime is present.", type=click.Choice(DEVICES))
     threads: int = setting(0, "Intra-op threads per model (0 = runtime default).", type=click.IntRange(0))
     workers: int = setting(2, "Threads running inference concurrently.", type=click.IntRange(1))
+    processes: int = setting(
+        1,
+        "Server processes sharing the port (SO_REUSEPORT), each with its own models, batcher and "
+        "--workers threads: for CPU-bound traffic of small requests on a multi-core host. "
+        "Memory grows with the count (every process loads the models).",
+        type=click.IntRange(1),
+    )
     max_count: int = setting(4096, "Most images one request may ask for.", type=click.IntRange(1))
     max_stream_count: int = setting(1_000_000, "Most images one SampleStream call may ask for.", type=click.IntRange(1))
     max_batch: int = setting(256, "Most images in one backend run; larger requests are split.", type=click.IntRange(1))

@@ -11,6 +11,11 @@ Series (all prefixed ``gan_``):
 
 The ``model`` label only takes names of loaded models ("unknown" otherwise),
 so callers cannot inflate the number of series.
+
+With ``--processes N`` each process records into prometheus-client's
+multiprocess files (``PROMETHEUS_MULTIPROC_DIR``) and the supervising process
+serves their sum (:func:`multiprocess_registry`): counters and histograms add
+up; ``models_loaded`` is the smallest count among the live processes.
 """
 
 from __future__ import annotations
@@ -42,7 +47,9 @@ class Metrics:
             "gan_batch_size", "Images per backend run.", ["model"], buckets=_BATCH_BUCKETS, registry=r
         )
         self.images = Counter("gan_images_generated", "Images generated.", ["model"], registry=r)
-        self.models_loaded = Gauge("gan_models_loaded", "Loaded model versions.", registry=r)
+        self.models_loaded = Gauge(
+            "gan_models_loaded", "Loaded model versions.", registry=r, multiprocess_mode="livemin"
+        )
 
     def observe_batch(self, model: LoadedModel, size: int, queue_seconds: list[float]) -> None:
         self.batch.labels(model.name).observe(size)
@@ -58,3 +65,18 @@ class Metrics:
         """Start the /metrics endpoint in a daemon thread; return the bound port."""
         server, _thread = start_http_server(port, addr=host, registry=self.registry)
         return int(server.server_address[1])
+
+
+def multiprocess_registry(path: str) -> CollectorRegistry:
+    """A registry that reads (and sums) what the processes wrote under ``path``."""
+    from prometheus_client import multiprocess
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=path)
+    return registry
+
+
+def serve_registry_http(registry: CollectorRegistry, host: str, port: int) -> int:
+    """Serve ``registry`` on /metrics in a daemon thread; return the bound port."""
+    server, _thread = start_http_server(port, addr=host, registry=registry)
+    return int(server.server_address[1])

@@ -5,6 +5,10 @@ Run it with ``gan-server --models models --port 50051`` (see cli.py). Health
 produced one warm-up image, then SERVING; on SIGTERM/SIGINT it goes back to
 NOT_SERVING, refuses new calls and lets in-flight calls finish within the
 grace period.
+
+With ``--processes N`` (N > 1) the command runs :func:`gan_server.procs.supervise`
+instead, which starts N processes that each run :func:`serve` on one port;
+``worker`` then links :func:`serve` to the supervising process.
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import grpc
 from gan_contract.proto.gan.v1 import generator_pb2
@@ -29,6 +35,9 @@ from .metrics import Metrics
 from .repository import ModelRepository
 from .sampling import LoadedModel
 from .servicer import GeneratorServicer
+
+if TYPE_CHECKING:
+    from .procs import WorkerLink
 
 log = logging.getLogger("gan_server")
 
@@ -88,8 +97,26 @@ class _Reloader:
                 log.exception("repository scan failed")
 
 
-async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None:
-    """Serve until ``stop`` is set or SIGTERM/SIGINT arrives."""
+def _handle_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event, reloader: _Reloader, config: ServerConfig):
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - non-main thread / Windows
+            pass
+    if config.reload_interval > 0:
+        try:
+            loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(reloader.scan()))
+        except (NotImplementedError, RuntimeError):  # pragma: no cover
+            pass
+
+
+async def serve(config: ServerConfig, stop: asyncio.Event | None = None, worker: WorkerLink | None = None) -> None:
+    """Serve until ``stop`` is set or SIGTERM/SIGINT arrives.
+
+    As one of ``--processes`` (``worker`` given): bind the shared port with
+    SO_REUSEPORT, leave /metrics to the supervisor, and report SERVING only
+    once every sibling process is warmed up too.
+    """
     log.info("configuration: %s", config.public())
     credentials = _credentials(config)
     repo = ModelRepository(config.models, backend=config.backend, device=config.device, threads=config.threads)
@@ -107,13 +134,13 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None
         interceptors.append(TokenAuthInterceptor(config.token))
     interceptors.append(ObservabilityInterceptor(metrics, lambda name: name in repo.models))
     max_bytes = config.max_message_mb * 1024 * 1024
-    server = grpc.aio.server(
-        interceptors=interceptors,
-        options=[
-            ("grpc.max_send_message_length", max_bytes),
-            ("grpc.max_receive_message_length", max_bytes),
-        ],
-    )
+    server_options: list[tuple[str, int]] = [
+        ("grpc.max_send_message_length", max_bytes),
+        ("grpc.max_receive_message_length", max_bytes),
+    ]
+    if worker is not None:  # every process binds the same port; the kernel spreads connections
+        server_options.append(("grpc.so_reuseport", 1))
+    server = grpc.aio.server(interceptors=interceptors, options=server_options)
     executor = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="infer")
     dispatcher = Dispatcher(
         executor,
@@ -155,31 +182,32 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None
     except RuntimeError as exc:
         raise RuntimeError(f"cannot bind {address}: {exc}") from None
     await server.start()
-    metrics_port = metrics.serve_http(config.host, config.metrics_port) if metrics else None
+    # With --processes, the supervisor serves /metrics for all of them.
+    metrics_port = metrics.serve_http(config.host, config.metrics_port) if metrics and worker is None else None
 
     reloader = _Reloader(repo, dispatcher, executor, metrics)
     await loop.run_in_executor(executor, _warm_up, [m for v in repo.models.values() for m in v.values()])
     reloader._count()
     repo.warmed = True
-    for service in ("", SERVICE_NAME):
-        await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
+    stop = stop or asyncio.Event()
+    if worker is not None:
+        # A health check may reach any process: none says SERVING before all
+        # of them can serve. A SIGTERM while waiting drains as usual.
+        _handle_signals(loop, stop, reloader, config)
+        await worker.wait_for_siblings(stop)
+    if not stop.is_set():
+        for service in ("", SERVICE_NAME):
+            await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
     reload_task = loop.create_task(reloader.run(config.reload_interval)) if config.reload_interval > 0 else None
     names = ", ".join(f"{n}:{repo.versions(n)[-1]}" for n in repo.names())
-    # Tests and scripts read this line to learn the ports (``--port 0``).
-    extra = f" metrics on {config.host}:{metrics_port}" if metrics_port else ""
-    print(f"gan-server listening on {config.host}:{port} serving {names}{extra}", flush=True)
-
-    stop = stop or asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):  # pragma: no cover - non-main thread / Windows
-            pass
-    if config.reload_interval > 0:
-        try:
-            loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(reloader.scan()))
-        except (NotImplementedError, RuntimeError):  # pragma: no cover
-            pass
+    if worker is not None:
+        if not stop.is_set():
+            worker.report_serving(port, names)  # the supervisor prints the listening line
+    else:
+        # Tests and scripts read this line to learn the ports (``--port 0``).
+        extra = f" metrics on {config.host}:{metrics_port}" if metrics_port else ""
+        print(f"gan-server listening on {config.host}:{port} serving {names}{extra}", flush=True)
+        _handle_signals(loop, stop, reloader, config)
     await stop.wait()
     log.info("stopping: draining in-flight calls for up to %.1f s", config.grace)
     if reload_task:
@@ -198,9 +226,18 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None
     log.info("stopped")
 
 
-def run(config: ServerConfig) -> int:
+def run(config: ServerConfig, log_setup: Callable[[], None] | None = None) -> int:
+    """Serve ``config``; the exit status. ``log_setup`` configures logging in each ``--processes`` process."""
+    if config.processes > 1:
+        from .procs import supervise
+
+        return supervise(config, log_setup)
+    return run_one(config)
+
+
+def run_one(config: ServerConfig, worker: WorkerLink | None = None) -> int:
     try:
-        asyncio.run(serve(config))
+        asyncio.run(serve(config, worker=worker))
     except (RuntimeError, FileNotFoundError, ValueError, OSError) as exc:
         print(f"gan-server: error: {exc}", file=sys.stderr)
         return 2

@@ -35,7 +35,7 @@ def invoke(monkeypatch):
         if key.startswith(ENV_PREFIX):
             monkeypatch.delenv(key)
     served: list[ServerConfig] = []
-    monkeypatch.setattr(cli, "run", lambda config: served.append(config) or 0)
+    monkeypatch.setattr(cli, "run", lambda config, **_: served.append(config) or 0)
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
 
