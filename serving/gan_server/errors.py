@@ -1,8 +1,8 @@
 """The single mapping of domain errors to gRPC status codes.
 
-Sampling code raises the contract's exceptions (``gan_contract.errors``); :func:`grpc_errors` (a decorator on the servicer's
-handlers) turns them into statuses in one place. Anything else is
-logged with its traceback and answered as a generic INTERNAL error, so the
+Sampling code raises the contract's exceptions (``gan_contract.errors``);
+:func:`grpc_errors` (a decorator on the servicer's handlers) turns them into
+statuses in one place. Anything else is logged with its traceback and answered as a generic INTERNAL error, so the
 server never crashes on a request and never leaks internals to callers.
 """
 
