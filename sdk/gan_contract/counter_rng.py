@@ -205,6 +205,7 @@ def image_words(
 ) -> np.ndarray:
     """The raw words of images ``start .. start + count - 1``: uint64 array
     (4, count, blocks), blocks as in :func:`block_layout`."""
+    seed, start, count = int(seed), int(start), int(count)  # numpy integers too
     _check(seed, start, count, dim, num_categories, num_continuous)
     j, tag = block_layout(dim, num_categories, num_continuous)
     key = (seed & MASK32, seed >> 32)
@@ -316,6 +317,7 @@ def draw_codes_v2(
 ) -> Codes:
     """Codes for images ``start .. start + count - 1`` of the request ``seed``
     under the ``"philox4x32-vectorised"`` scheme (module docstring)."""
+    seed, start, count = int(seed), int(start), int(count)  # numpy integers too
     _check(seed, start, count, dim, num_categories, num_continuous)
     j, tag = block_layout(dim, num_categories, num_continuous)
     bz = -(-dim // WORDS_PER_BLOCK)

@@ -82,6 +82,7 @@ def image_words(
 ) -> torch.Tensor:
     """The raw words, int64 (4, count, blocks), as
     :func:`gan_contract.counter_rng.image_words`."""
+    seed, start, count = int(seed), int(start), int(count)  # numpy integers too
     _check(seed, start, count, dim, num_categories, num_continuous)
     j, tag = block_layout(dim, num_categories, num_continuous)
     return _words(
@@ -137,6 +138,7 @@ def draw_codes_torch(
     device: torch.device | str = "cpu",
 ) -> TorchCodes:
     """:func:`gan_contract.counter_rng.draw_codes_v2`, as tensors on ``device``."""
+    seed, start, count = int(seed), int(start), int(count)  # numpy integers too
     _check(seed, start, count, dim, num_categories, num_continuous)
     j_np, tag_np = block_layout(dim, num_categories, num_continuous)
     j = torch.from_numpy(j_np.astype("int64")).to(device)

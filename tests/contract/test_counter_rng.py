@@ -165,6 +165,9 @@ def test_edge_seeds_and_indices() -> None:
         assert c.z.shape == (4, 8) and np.isfinite(c.z).all() and c.z.std() > 0.1
     assert top.z.tobytes() != zero.z.tobytes()
     assert cr.draw_codes_v2(1, 0, 0, dim=8).z.shape == (0, 8)
+    assert cr.draw_codes_v2(1, 0, 3, dim=0, num_categories=4).z.shape == (3, 0)
+    as_numpy = cr.draw_codes_v2(np.uint64(2**64 - 1), np.uint64(2**64 - 4), np.int64(4), dim=8, num_categories=3)
+    assert codes_digest(as_numpy) == codes_digest(top)
     for bad in (dict(seed=-1), dict(seed=2**64), dict(start=-1), dict(start=2**64 - 2, count=3)):
         kwargs = dict(seed=1, start=0, count=2, dim=4) | bad
         with pytest.raises(ValueError):
