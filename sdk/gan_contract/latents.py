@@ -26,6 +26,15 @@ import numpy as np
 
 MAX_SEED = 2**64 - 1
 
+# The latent schemes a model can name, each a fixed map seed -> codes:
+# - "philox4x64-per-image": the scheme described above (one numpy Generator
+#   per image; numpy's normal, integer and uniform algorithms); the default,
+#   that of every model that does not name one;
+# - "philox4x32-vectorised": Philox4x32-10 evaluated over whole arrays, with
+#   Box-Muller normals (gan_contract/counter_rng.py defines it exactly).
+LATENT_SCHEMES = ("philox4x64-per-image", "philox4x32-vectorised")
+DEFAULT_LATENT_SCHEME = LATENT_SCHEMES[0]
+
 
 @dataclass(frozen=True)
 class Codes:
@@ -54,8 +63,11 @@ def draw_codes(
     num_categories: int = 0,
     num_continuous: int = 0,
     continuous_range: tuple[float, float] = (-1.0, 1.0),
+    scheme: str = DEFAULT_LATENT_SCHEME,
 ) -> Codes:
     """Codes for images ``start .. start + count - 1`` of the request ``seed``."""
+    if scheme != DEFAULT_LATENT_SCHEME:
+        return draw(scheme, seed, start, count, dim, num_categories, num_continuous, continuous_range)
     z = np.empty((count, dim), dtype=np.float32)
     cat = np.zeros((count,), dtype=np.int64)
     cont = np.empty((count, num_continuous), dtype=np.float32)
@@ -68,3 +80,24 @@ def draw_codes(
         if num_continuous:
             cont[row] = rng.uniform(low, high, num_continuous)
     return Codes(z=z, category=cat, continuous=cont)
+
+
+def draw(
+    scheme: str,
+    seed: int,
+    start: int,
+    count: int,
+    dim: int,
+    num_categories: int = 0,
+    num_continuous: int = 0,
+    continuous_range: tuple[float, float] = (-1.0, 1.0),
+) -> Codes:
+    """:func:`draw_codes` under the latent scheme ``scheme`` (one of
+    :data:`LATENT_SCHEMES`)."""
+    if scheme == DEFAULT_LATENT_SCHEME:
+        return draw_codes(seed, start, count, dim, num_categories, num_continuous, continuous_range)
+    if scheme == "philox4x32-vectorised":
+        from gan_contract.counter_rng import draw_codes_v2
+
+        return draw_codes_v2(seed, start, count, dim, num_categories, num_continuous, continuous_range)
+    raise ValueError(f"unknown latent scheme {scheme!r}; known: {', '.join(LATENT_SCHEMES)}")

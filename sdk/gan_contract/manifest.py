@@ -26,6 +26,10 @@ CONDITIONING_KINDS = ("none", "class", "infogan")
 LATENT_PRIORS = ("normal",)
 FILE_FORMATS = ("onnx", "torchscript", "torch_export", "encoder_onnx")
 _DTYPES = ("float32", "int64")
+# How seeds become latent codes: gan_contract.latents.LATENT_SCHEMES (numpy),
+# repeated here to keep this module standard-library only; a test keeps the
+# two equal. A manifest without "latent_scheme" has the first.
+LATENT_SCHEMES = ("philox4x64-per-image", "philox4x32-vectorised")
 
 
 class ManifestError(ValueError):
@@ -98,9 +102,13 @@ class Manifest:
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
+    latent_scheme: str = LATENT_SCHEMES[0]
 
     def to_json(self) -> str:
-        return json.dumps(_to_plain(asdict(self)), indent=2, sort_keys=False) + "\n"
+        plain = _to_plain(asdict(self))
+        if plain["latent_scheme"] == LATENT_SCHEMES[0]:
+            del plain["latent_scheme"]  # manifests from before the field keep their bytes
+        return json.dumps(plain, indent=2, sort_keys=False) + "\n"
 
 
 def _to_plain(obj: Any) -> Any:
@@ -227,6 +235,9 @@ def parse_manifest(data: Any, path: Path | str = MANIFEST_NAME) -> Manifest:
     if prior not in LATENT_PRIORS:
         raise r.fail("latent.prior", f"unknown prior {prior!r}; known: {', '.join(LATENT_PRIORS)}")
     latent = LatentSpec(dim=r.positive_int(lat, "dim", "latent."), prior=prior)
+    latent_scheme = r.get(data, "latent_scheme", "", str, required=False, default=LATENT_SCHEMES[0])
+    if latent_scheme not in LATENT_SCHEMES:
+        raise r.fail("latent_scheme", f"unknown scheme {latent_scheme!r}; known: {', '.join(LATENT_SCHEMES)}")
 
     cond_raw = r.get(data, "conditioning", "", dict)
     kind = r.get(cond_raw, "kind", "conditioning.", str)
@@ -319,6 +330,7 @@ def parse_manifest(data: Any, path: Path | str = MANIFEST_NAME) -> Manifest:
         training=r.get(data, "training", "", dict, required=False, default={}),
         metrics=r.get(data, "metrics", "", dict, required=False, default={}),
         schema_version=schema,
+        latent_scheme=latent_scheme,
     )
 
 
