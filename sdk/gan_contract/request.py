@@ -158,7 +158,8 @@ def plan_request(manifest: Manifest, spec: SampleSpec, conditional_models: Seque
 
 
 def draw(manifest: Manifest, seed: int, start: int, count: int) -> Codes:
-    """The codes of images ``start .. start+count-1`` of seed ``seed`` for this model."""
+    """The codes of images ``start .. start+count-1`` of seed ``seed`` for this model,
+    under the latent scheme its manifest names."""
     cond = manifest.conditioning
     return draw_codes(
         seed,
@@ -168,6 +169,7 @@ def draw(manifest: Manifest, seed: int, start: int, count: int) -> Codes:
         num_categories=num_classes(cond),
         num_continuous=cond.num_continuous,
         continuous_range=cond.continuous_range,
+        scheme=manifest.latent_scheme,
     )
 
 
