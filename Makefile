@@ -8,6 +8,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PORT ?= 50051
 MODELS ?= models
+# grpcio-tools for `make proto`, pinned in protos/protoc-requirements.txt
+PROTO_VENV ?= .venv-proto
 
 DEB_PACKAGES ?= dataset-fashion-mnist
 
@@ -76,12 +78,11 @@ demo: $(STAMP)
 
 # gan.v1 code lives in the contract package (gan_contract.proto), the Open
 # Inference Protocol code inside the server; tests/test_packaging.py fails
-# when either is stale.
-proto: $(STAMP)
-	$(PY) -m grpc_tools.protoc -Igan_contract/proto=protos \
-	  --python_out=sdk --pyi_out=sdk --grpc_python_out=sdk \
-	  $$(cd protos && find ./gan -name '*.proto' | sort | sed 's|^\./|protos/|')
-	$(PY) -m grpc_tools.protoc -Igan_server/_proto=protos --python_out=serving --pyi_out=serving --grpc_python_out=serving protos/inference/grpc_predict_v2.proto
+# when either is stale. The generator runs from $(PROTO_VENV), not $(VENV): its
+# pinned grpcio-tools decides the protobuf/grpcio runtimes the code accepts
+# (see protos/protoc-requirements.txt).
+proto:
+	PROTO_VENV=$(PROTO_VENV) $(PYTHON) protos/generate.py
 
 # Every model of the zoo (models.mk), then `gan-train eval` on each and the
 # generated table (docs/model-zoo.md, README). Two trainings at a time.
@@ -95,4 +96,4 @@ serve: $(STAMP)
 	$(VENV)/bin/gan-server --models $(MODELS) --port $(PORT)
 
 clean:
-	rm -rf $(VENV) build *.egg-info runs
+	rm -rf $(VENV) $(PROTO_VENV) build *.egg-info runs
