@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from packaging.version import Version
+
+from tests import pins
 
 ROOT = Path(__file__).resolve().parents[1]
 GENERATED = ROOT / "sdk" / "gan_contract" / "proto"
@@ -61,6 +65,32 @@ def test_generated_oip_code_is_fresh_and_outside_the_sdk(regenerated: Path) -> N
     assert not (GENERATED / "inference").exists(), "OIP code must not be generated into the SDK"
     for package in (OIP_GENERATED, OIP_GENERATED / "inference"):
         assert (package / "__init__.py").is_file(), f"{package} is not a package"
+
+
+def _generated_versions() -> tuple[set[Version], set[Version]]:
+    protobuf, grpc = set(), set()
+    for path in [*GENERATED.rglob("*_pb2.py"), *OIP_GENERATED.rglob("*_pb2.py")]:
+        protobuf |= {Version(v) for v in re.findall(r"^# Protobuf Python Version: (\S+)$", path.read_text(), re.M)}
+    for path in [*GENERATED.rglob("*_pb2_grpc.py"), *OIP_GENERATED.rglob("*_pb2_grpc.py")]:
+        grpc |= {Version(v) for v in re.findall(r"^GRPC_GENERATED_VERSION = '(\S+)'$", path.read_text(), re.M)}
+    return protobuf, grpc
+
+
+def test_declared_runtime_ranges_match_the_generated_code() -> None:
+    """The generated code refuses a protobuf older than its gencode and a grpcio older than its
+    grpcio-tools; protobuf supports gencode of major V on runtimes V and V+1 only."""
+    protobuf, grpc = _generated_versions()
+    assert len(protobuf) == 1 and len(grpc) == 1, (protobuf, grpc)
+    (gencode,), (grpc_generated,) = protobuf, grpc
+    assert grpc_generated == Version(generator.pinned_version())
+    pb = pins.requirement("protobuf")
+    assert pins.floor(pb) >= gencode, f"{pb}: the generated code needs protobuf>={gencode}"
+    assert pins.floor(pb).major == gencode.major, f"{pb}: lowest major should be the gencode's ({gencode})"
+    assert not pb.specifier.contains(f"{gencode.major + 2}.0.0"), f"{pb}: gencode {gencode} is unsupported there"
+    assert pb.specifier.contains(f"{gencode.major + 1}.99"), f"{pb}: protobuf {gencode.major + 1} runs this code"
+    for extras, name in [((), "grpcio"), ((), "grpcio-health-checking"), (("serve",), "grpcio-reflection")]:
+        req = pins.requirement(name, *extras)
+        assert pins.floor(req) >= grpc_generated, f"{req}: the generated code needs grpcio>={grpc_generated}"
 
 
 # Imports of the heavy runtimes fail inside this child, so the SDK and its CLI
