@@ -13,12 +13,13 @@ PROTO_VENV ?= .venv-proto
 
 DEB_PACKAGES ?= dataset-fashion-mnist
 
-.PHONY: help venv deb-deps test test-slow demo proto models zoo zoo-table serve lint bench docs-figures clean
+.PHONY: help venv deb-deps test test-slow test-compat demo proto models zoo zoo-table serve lint bench docs-figures clean
 
 help:
 	@echo "make demo       start the server on the bundled models, sample a grid of 7s"
 	@echo "make test       set up .venv and run the test suite"
 	@echo "make test-slow  the slow suites"
+	@echo "make test-compat  SDK next to tritonclient[grpc] (protobuf 6), server on the lowest declared versions"
 	@echo "make zoo        retrain every bundled model from fixed seeds, judge them, write docs/model-zoo.md"
 	@echo "make zoo-table  judge the bundled models and rewrite docs/model-zoo.md (no training)"
 	@echo "make proto      regenerate the gRPC code from protos/"
@@ -49,6 +50,10 @@ test: $(STAMP) deb-deps
 
 test-slow: $(STAMP) deb-deps
 	$(PY) -m pytest -q -m slow
+
+# Builds its own virtualenvs (cached in .venv-compat/) from PyPI.
+test-compat: $(STAMP)
+	$(PY) -m pytest -q -m compat tests/compat
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check serving sdk training tests bench
@@ -96,4 +101,4 @@ serve: $(STAMP)
 	$(VENV)/bin/gan-server --models $(MODELS) --port $(PORT)
 
 clean:
-	rm -rf $(VENV) $(PROTO_VENV) build *.egg-info runs
+	rm -rf $(VENV) $(PROTO_VENV) .venv-compat build *.egg-info runs
