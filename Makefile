@@ -8,15 +8,18 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PORT ?= 50051
 MODELS ?= models
+# grpcio-tools for `make proto`, pinned in protos/protoc-requirements.txt
+PROTO_VENV ?= .venv-proto
 
 DEB_PACKAGES ?= dataset-fashion-mnist
 
-.PHONY: help venv deb-deps test test-slow demo proto models zoo zoo-table serve lint bench docs-figures clean
+.PHONY: help venv deb-deps test test-slow test-compat demo proto models zoo zoo-table serve lint bench docs-figures clean
 
 help:
 	@echo "make demo       start the server on the bundled models, sample a grid of 7s"
 	@echo "make test       set up .venv and run the test suite"
 	@echo "make test-slow  the slow suites"
+	@echo "make test-compat  SDK next to tritonclient[grpc] (protobuf 6), server on the lowest declared versions"
 	@echo "make zoo        retrain every bundled model from fixed seeds, judge them, write docs/model-zoo.md"
 	@echo "make zoo-table  judge the bundled models and rewrite docs/model-zoo.md (no training)"
 	@echo "make proto      regenerate the gRPC code from protos/"
@@ -48,6 +51,10 @@ test: $(STAMP) deb-deps
 test-slow: $(STAMP) deb-deps
 	$(PY) -m pytest -q -m slow
 
+# Builds its own virtualenvs (cached in .venv-compat/) from PyPI.
+test-compat: $(STAMP)
+	$(PY) -m pytest -q -m compat tests/compat
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check serving sdk training tests bench
 
@@ -76,12 +83,11 @@ demo: $(STAMP)
 
 # gan.v1 code lives in the contract package (gan_contract.proto), the Open
 # Inference Protocol code inside the server; tests/test_packaging.py fails
-# when either is stale.
-proto: $(STAMP)
-	$(PY) -m grpc_tools.protoc -Igan_contract/proto=protos \
-	  --python_out=sdk --pyi_out=sdk --grpc_python_out=sdk \
-	  $$(cd protos && find ./gan -name '*.proto' | sort | sed 's|^\./|protos/|')
-	$(PY) -m grpc_tools.protoc -Igan_server/_proto=protos --python_out=serving --pyi_out=serving --grpc_python_out=serving protos/inference/grpc_predict_v2.proto
+# when either is stale. The generator runs from $(PROTO_VENV), not $(VENV): its
+# pinned grpcio-tools decides the protobuf/grpcio runtimes the code accepts
+# (see protos/protoc-requirements.txt).
+proto:
+	PROTO_VENV=$(PROTO_VENV) $(PYTHON) protos/generate.py
 
 # Every model of the zoo (models.mk), then `gan-train eval` on each and the
 # generated table (docs/model-zoo.md, README). Two trainings at a time.
@@ -95,4 +101,4 @@ serve: $(STAMP)
 	$(VENV)/bin/gan-server --models $(MODELS) --port $(PORT)
 
 clean:
-	rm -rf $(VENV) build *.egg-info runs
+	rm -rf $(VENV) $(PROTO_VENV) .venv-compat build *.egg-info runs

@@ -41,14 +41,25 @@ class RunningServer:
         return self.log_path.read_text(errors="replace")
 
 
-def start_server(models: Path, log_path: Path, *extra: str, timeout: float = 60.0) -> RunningServer:
-    """Start gan-server on 127.0.0.1 with --port 0 and wait for its listening line."""
+def start_server(
+    models: Path,
+    log_path: Path,
+    *extra: str,
+    timeout: float = 60.0,
+    bin_dir: Path = BIN,
+    env: dict[str, str] | None = None,
+) -> RunningServer:
+    """Start gan-server on 127.0.0.1 with --port 0 and wait for its listening line.
+
+    ``bin_dir``: the environment whose gan-server runs (default: this one's);
+    ``env``: its environment variables (default: this process's).
+    """
     log = open(log_path, "wb")
     proc = subprocess.Popen(
-        [str(BIN / "gan-server"), "--models", str(models), "--host", "127.0.0.1", "--port", "0", *extra],
+        [str(bin_dir / "gan-server"), "--models", str(models), "--host", "127.0.0.1", "--port", "0", *extra],
         stdout=subprocess.PIPE,
         stderr=log,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"},
     )
     deadline = time.monotonic() + timeout
     assert proc.stdout is not None

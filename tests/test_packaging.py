@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+from packaging.version import Version
+
+from tests import pins
 
 ROOT = Path(__file__).resolve().parents[1]
 GENERATED = ROOT / "sdk" / "gan_contract" / "proto"
@@ -12,25 +19,36 @@ GENERATED = ROOT / "sdk" / "gan_contract" / "proto"
 OIP_GENERATED = ROOT / "serving" / "gan_server" / "_proto"
 
 
-def _assert_fresh(tmp_path: Path, package: str, protos: list[str], committed_root: Path) -> None:
-    """``package`` is the import path of the generated code, e.g. ``gan_contract/proto``."""
-    """Regenerate ``protos`` as `make proto` does and compare with the committed files."""
-    assert protos, "no .proto files found"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "grpc_tools.protoc",
-            f"-I{package}=protos",
-            f"--python_out={tmp_path}",
-            f"--pyi_out={tmp_path}",
-            f"--grpc_python_out={tmp_path}",
-            *protos,
-        ],
-        cwd=ROOT,
-        check=True,
+def _load_generator():
+    spec = importlib.util.spec_from_file_location("protos_generate", ROOT / "protos" / "generate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+generator = _load_generator()
+
+
+@pytest.fixture(scope="module")
+def regenerated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Everything `make proto` writes, written under a temporary root by the same script."""
+    out = tmp_path_factory.mktemp("proto")
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "protos" / "generate.py"), "--sdk-out", str(out), "--server-out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
-    fresh = {p.relative_to(tmp_path / package): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    if done.returncode == generator.TOOLS_UNAVAILABLE:
+        pytest.skip(f"the pinned code generator cannot be installed here: {done.stderr.strip()[-1000:]}")
+    assert done.returncode == 0, done.stdout + done.stderr
+    return out
+
+
+def _assert_fresh(regenerated: Path, package: str, committed_root: Path) -> None:
+    """The files generated for import package ``package`` (e.g. ``gan_contract/proto``) equal the committed ones."""
+    root = regenerated / package
+    fresh = {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()}
     assert fresh
     for rel, content in fresh.items():
         committed = committed_root / rel
@@ -38,16 +56,41 @@ def _assert_fresh(tmp_path: Path, package: str, protos: list[str], committed_roo
         assert committed.read_bytes() == content, f"{committed} is stale: run `make proto`"
 
 
-def test_generated_protobuf_code_is_fresh(tmp_path: Path) -> None:
-    protos = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "protos" / "gan").rglob("*.proto"))
-    _assert_fresh(tmp_path, "gan_contract/proto", protos, GENERATED)
+def test_generated_protobuf_code_is_fresh(regenerated: Path) -> None:
+    _assert_fresh(regenerated, "gan_contract/proto", GENERATED)
 
 
-def test_generated_oip_code_is_fresh_and_outside_the_sdk(tmp_path: Path) -> None:
-    _assert_fresh(tmp_path, "gan_server/_proto", ["protos/inference/grpc_predict_v2.proto"], OIP_GENERATED)
+def test_generated_oip_code_is_fresh_and_outside_the_sdk(regenerated: Path) -> None:
+    _assert_fresh(regenerated, "gan_server/_proto", OIP_GENERATED)
     assert not (GENERATED / "inference").exists(), "OIP code must not be generated into the SDK"
     for package in (OIP_GENERATED, OIP_GENERATED / "inference"):
         assert (package / "__init__.py").is_file(), f"{package} is not a package"
+
+
+def _generated_versions() -> tuple[set[Version], set[Version]]:
+    protobuf, grpc = set(), set()
+    for path in [*GENERATED.rglob("*_pb2.py"), *OIP_GENERATED.rglob("*_pb2.py")]:
+        protobuf |= {Version(v) for v in re.findall(r"^# Protobuf Python Version: (\S+)$", path.read_text(), re.M)}
+    for path in [*GENERATED.rglob("*_pb2_grpc.py"), *OIP_GENERATED.rglob("*_pb2_grpc.py")]:
+        grpc |= {Version(v) for v in re.findall(r"^GRPC_GENERATED_VERSION = '(\S+)'$", path.read_text(), re.M)}
+    return protobuf, grpc
+
+
+def test_declared_runtime_ranges_match_the_generated_code() -> None:
+    """The generated code refuses a protobuf older than its gencode and a grpcio older than its
+    grpcio-tools; protobuf supports gencode of major V on runtimes V and V+1 only."""
+    protobuf, grpc = _generated_versions()
+    assert len(protobuf) == 1 and len(grpc) == 1, (protobuf, grpc)
+    (gencode,), (grpc_generated,) = protobuf, grpc
+    assert grpc_generated == Version(generator.pinned_version())
+    pb = pins.requirement("protobuf")
+    assert pins.floor(pb) >= gencode, f"{pb}: the generated code needs protobuf>={gencode}"
+    assert pins.floor(pb).major == gencode.major, f"{pb}: lowest major should be the gencode's ({gencode})"
+    assert not pb.specifier.contains(f"{gencode.major + 2}.0.0"), f"{pb}: gencode {gencode} is unsupported there"
+    assert pb.specifier.contains(f"{gencode.major + 1}.99"), f"{pb}: protobuf {gencode.major + 1} runs this code"
+    for extras, name in [((), "grpcio"), ((), "grpcio-health-checking"), (("serve",), "grpcio-reflection")]:
+        req = pins.requirement(name, *extras)
+        assert pins.floor(req) >= grpc_generated, f"{req}: the generated code needs grpcio>={grpc_generated}"
 
 
 # Imports of the heavy runtimes fail inside this child, so the SDK and its CLI

@@ -112,7 +112,7 @@ class SampleRequest(_message.Message):
     latents: _containers.RepeatedScalarFieldContainer[float]
     return_latents: bool
     first_index: int
-    def __init__(self, model: _Optional[str] = ..., version: _Optional[str] = ..., count: _Optional[int] = ..., seed: _Optional[int] = ..., digit: _Optional[int] = ..., label: _Optional[str] = ..., category: _Optional[int] = ..., continuous: _Optional[_Iterable[float]] = ..., latents: _Optional[_Iterable[float]] = ..., return_latents: _Optional[bool] = ..., first_index: _Optional[int] = ...) -> None: ...
+    def __init__(self, model: _Optional[str] = ..., version: _Optional[str] = ..., count: _Optional[int] = ..., seed: _Optional[int] = ..., digit: _Optional[int] = ..., label: _Optional[str] = ..., category: _Optional[int] = ..., continuous: _Optional[_Iterable[float]] = ..., latents: _Optional[_Iterable[float]] = ..., return_latents: bool = ..., first_index: _Optional[int] = ...) -> None: ...
 
 class SampleResponse(_message.Message):
     __slots__ = ("model", "version", "count", "image", "images", "seed", "latents", "classes", "start")

@@ -5,7 +5,7 @@ import warnings
 
 from gan_contract.proto.gan.v1 import generator_pb2 as gan__contract_dot_proto_dot_gan_dot_v1_dot_generator__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.72.2'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -18,14 +18,14 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in gan_contract/proto/gan/v1/generator_pb2_grpc.py depends on'
+        + f' but the generated code in gan_contract/proto/gan/v1/generator_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
     )
 
 
-class GeneratorStub:
+class GeneratorStub(object):
     """Missing associated documentation comment in .proto file."""
 
     def __init__(self, channel):
@@ -61,7 +61,7 @@ class GeneratorStub:
                 _registered_method=True)
 
 
-class GeneratorServicer:
+class GeneratorServicer(object):
     """Missing associated documentation comment in .proto file."""
 
     def ListModels(self, request, context):
@@ -138,7 +138,7 @@ def add_GeneratorServicer_to_server(servicer, server):
 
 
  # This class is part of an EXPERIMENTAL API.
-class Generator:
+class Generator(object):
     """Missing associated documentation comment in .proto file."""
 
     @staticmethod
