@@ -20,6 +20,8 @@ from pathlib import Path
 import click
 
 from .config import TrainConfig
+from .divergences import DIVERGENCES
+from .losses import LOSSES
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
@@ -84,18 +86,11 @@ def main() -> None:
     help="InfoGAN: randomly shift/rotate the labelled digits for Q's supervised loss.",
 )
 @click.option("--d-steps", type=click.IntRange(min=1), default=None, help="D/critic updates per G update [gan 1, wgan 5].")
-@click.option(
-    "--g-loss", type=click.Choice(["nonsaturating", "minimax"]), default="nonsaturating", help="gan: generator loss."
-)
-@click.option(
-    "--divergence",
-    type=click.Choice(["kl", "reverse-kl", "pearson", "squared-hellinger", "js", "gan"]),
-    default="js",
-    help="fgan: the f-divergence.",
-)
+@click.option("--g-loss", type=click.Choice(list(LOSSES)), default="nonsaturating", help="gan: its loss.")
+@click.option("--divergence", type=click.Choice(list(DIVERGENCES)), default="js", help="fgan: the f-divergence.")
 @click.option("--clip", type=float, default=None, help="wgan: clip critic weights to [-c, c] [0.01].")
 @click.option("--gp-weight", type=float, default=None, help="wgan-gp: gradient penalty weight lambda [10].")
-@click.option("--sn-loss", type=click.Choice(["hinge", "nonsaturating"]), default="hinge", help="sngan: loss.")
+@click.option("--sn-loss", type=click.Choice(list(LOSSES)), default="hinge", help="sngan: its loss.")
 @click.option("--margin", type=float, default=None, help="ebgan: margin m on the fake energy [1.0].")
 @click.option("--pt-weight", type=float, default=0.0, help="ebgan: pulling-away term weight (0: off).")
 @click.option("--gamma", type=float, default=None, help="vaegan: reconstruction weight in G's loss [0.01; points 1].")

@@ -75,11 +75,11 @@ class TrainConfig:
 
     # The variants of variants/{gan,fgan,wgan,wgan_gp,sngan,lsgan,ebgan,vaegan,bigan}.py
     d_steps: int | None = None  # D/critic updates per G update (gan: 1, wgan/wgan-gp: 5)
-    g_loss: str = "nonsaturating"  # gan: minimax | nonsaturating
-    divergence: str = "js"  # fgan: kl | reverse-kl | pearson | squared-hellinger | js | gan
+    g_loss: str = "nonsaturating"  # gan: its loss, a name in losses.LOSSES
+    divergence: str = "js"  # fgan: a name in divergences.DIVERGENCES
     clip: float | None = None  # wgan: weight clipping bound c (0.01)
     gp_weight: float | None = None  # wgan-gp: lambda (10)
-    sn_loss: str = "hinge"  # sngan: hinge | nonsaturating
+    sn_loss: str = "hinge"  # sngan: its loss, a name in losses.LOSSES
     margin: float | None = None  # ebgan: margin m on the fake energy (1.0)
     pt_weight: float = 0.0  # ebgan: pulling-away term weight (0 = off; the paper used 0.1)
     gamma: float | None = None  # vaegan: weight of reconstruction vs GAN loss in the decoder update
