@@ -74,7 +74,7 @@ def test_classify_rejects_wrong_shapes() -> None:
 
 
 def test_shipped_fashion_classifier_matches_its_recorded_accuracy() -> None:
-    from gan_training.datasets_extra import load_idx_dataset
+    from gan_training.data import load_idx_dataset
 
     path = default_asset_path("fashion-mnist")
     assert path.stat().st_size < 1_000_000

@@ -15,8 +15,7 @@ import torch
 from gan_contract.manifest import expected_inputs, load_manifest
 from gan_server.repository import ModelRepository
 from gan_server.sampling import SampleSpec
-from gan_training.data import load_dataset
-from gan_training.datasets_extra import FASHION_CLASS_NAMES, FASHION_MNIST_DIR
+from gan_training.data import FASHION_CLASS_NAMES, FASHION_MNIST_DIR, load_dataset
 from gan_training.export import example_inputs, export_run, load_encoder, load_generator
 from gan_training.models import GeneratorConfig
 from gan_training.nets_extra import has_parametrizations

@@ -69,7 +69,7 @@ class TrainConfig:
     eval_every: int = 1  # epochs; 0 = never
     eval_samples_per_class: int = 100
 
-    # Data (see datasets_extra.py): where IDX files live, and a training subset
+    # Data (see data.py): where IDX files live, and a training subset
     data_dir: str | None = None  # mnist-idx: required; fashion-mnist: Debian's folder by default
     limit: int = 0  # > 0: train on this many examples (a seeded random subset)
 

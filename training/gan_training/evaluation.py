@@ -25,7 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from gan_contract.latents import draw_codes
+from gan_contract.manifest import load_manifest
 from scipy.optimize import linear_sum_assignment
+
+from .classifier import JUDGE_DATASET, asset_info, classify, embed, judge, load_classifier
+from .data import dataset_info, load_dataset, load_idx_dataset, toy_modes
+from .quality import class_histogram_stats, feature_stats, frechet_distance, mode_protocol
 
 NUM_DIGITS = 10
 
@@ -114,20 +120,14 @@ def real_reference(dataset: str) -> tuple[str, int, np.ndarray, np.ndarray]:
     """What generated images are compared with: (description, count, feature
     mean, feature covariance). MNIST: the 5,000 embedded digits (all there
     are here); Fashion-MNIST: the 10,000 test images."""
-    from .classifier import JUDGE_DATASET, embed, load_classifier
-    from .data import load_dataset
-    from .quality import feature_stats
-
-    judge = JUDGE_DATASET[dataset]
-    if judge == "mnist":
+    judge_name = JUDGE_DATASET[dataset]
+    if judge_name == "mnist":
         ds = load_dataset("mnist")
         what = "the 5,000 embedded MNIST digits"
     else:
-        from .datasets_extra import load_idx_dataset
-
         ds = load_idx_dataset("fashion-mnist", split="test")
         what = "the 10,000 Fashion-MNIST test images"
-    mu, sigma = feature_stats(embed(ds.images, load_classifier(dataset=judge)))
+    mu, sigma = feature_stats(embed(ds.images, load_classifier(dataset=judge_name)))
     return what, len(ds), mu, sigma
 
 
@@ -160,10 +160,7 @@ def evaluate_model_dir(
     i mod 10), and the accuracy set asks for each class with the same
     ``samples_per_digit`` styles, as the server does for ``--digit``.
     """
-    import onnxruntime as ort
-    from gan_contract.manifest import load_manifest
-
-    from .datasets_extra import dataset_info
+    import onnxruntime as ort  # only `gan-train eval` needs the ONNX runtime: imported here, not by training
 
     model_dir = Path(model_dir)
     manifest = load_manifest(model_dir)
@@ -189,8 +186,6 @@ def _run(session: Any, feeds: dict[str, np.ndarray]) -> np.ndarray:
 
 def _feeds(manifest: Any, seed: int, n: int, classes: np.ndarray | None) -> dict[str, np.ndarray]:
     """Inputs for n images; ``classes`` (n,) = the class asked of each (conditional models)."""
-    from gan_contract.latents import draw_codes
-
     cond = manifest.conditioning
     codes = draw_codes(seed, 0, n, manifest.latent.dim, cond.num_categories, cond.num_continuous, cond.continuous_range)
     if cond.kind == "none":
@@ -204,9 +199,6 @@ def _feeds(manifest: Any, seed: int, n: int, classes: np.ndarray | None) -> dict
 
 
 def _evaluate_images(session: Any, manifest: Any, seed: int, n: int, model_dir: Path) -> dict[str, Any]:
-    from .classifier import JUDGE_DATASET, asset_info, judge, load_classifier
-    from .quality import class_histogram_stats, feature_stats, frechet_distance
-
     if manifest.dataset not in JUDGE_DATASET:
         raise ValueError(f"{model_dir}: no classifier judges dataset {manifest.dataset!r}")
     judge_name = JUDGE_DATASET[manifest.dataset]
@@ -231,10 +223,8 @@ def _evaluate_images(session: Any, manifest: Any, seed: int, n: int, model_dir: 
 
 
 def _conditional_accuracy(session: Any, manifest: Any, seed: int, n: int, model_dir: Path) -> dict[str, Any]:
-    from .classifier import JUDGE_DATASET, classify, load_classifier
-
     cond = manifest.conditioning
-    judge = load_classifier(dataset=JUDGE_DATASET[manifest.dataset])
+    classifier = load_classifier(dataset=JUDGE_DATASET[manifest.dataset])
     names = list(cond.class_names) or [str(d) for d in range(NUM_DIGITS)]
     if cond.kind == "infogan":
         missing = sorted(set(range(len(names))) - {int(d) for d in cond.category_to_digit})
@@ -247,7 +237,7 @@ def _conditional_accuracy(session: Any, manifest: Any, seed: int, n: int, model_
         asked = np.full(n, digit)
         # The same styles for every class: images 0..n-1 of the seed, as the server draws --digit d.
         requested.append(asked)
-        predicted.append(classify(_run(session, _feeds(manifest, seed, n, asked)), judge).numpy())
+        predicted.append(classify(_run(session, _feeds(manifest, seed, n, asked)), classifier).numpy())
     conf = confusion_matrix(np.concatenate(requested), np.concatenate(predicted), len(names))
     scored = score_mapping(conf, list(range(len(names))))
     worst, worst_acc = scored.worst_digit
@@ -263,11 +253,39 @@ def _conditional_accuracy(session: Any, manifest: Any, seed: int, n: int, model_
 
 
 def _evaluate_points(session: Any, manifest: Any, seed: int) -> dict[str, Any]:
-    from .datasets_extra import toy_modes
-    from .quality import mode_protocol
-
     means, std = toy_modes(manifest.dataset)
     samples = _run(session, _feeds(manifest, seed, TOY_SAMPLES, None)).reshape(TOY_SAMPLES, -1).astype(np.float64)
     if means.shape[1] != 2:  # gaussian1d: no modes to count
         return {"samples": TOY_SAMPLES, "mean": float(samples.mean()), "std": float(samples.std())}
     return {"modes": mode_protocol(samples, means, std)}
+
+
+# --------------------------------------------------------------------------
+# Toy data during training (VEEGAN / PacGAN's metrics)
+
+
+def mode_coverage(name: str, samples: np.ndarray, min_per_mode: int = 20) -> dict:
+    """Samples (N, D) judged against the toy dataset's modes.
+
+    A sample is high quality when it lies within 3 standard deviations of its
+    nearest mode centre (per coordinate distance / std, Euclidean); a mode is
+    captured when at least ``min_per_mode`` high-quality samples fall on it.
+    PacGAN reports both for 2,500 samples.
+    """
+    means, std = toy_modes(name)
+    samples = np.asarray(samples, dtype=np.float64).reshape(len(samples), -1)
+    dist = np.linalg.norm(samples[:, None, :] - means[None, :, :], axis=2)  # (N, K)
+    nearest = dist.argmin(1)
+    good = dist[np.arange(len(samples)), nearest] <= 3 * std
+    counts = np.bincount(nearest[good], minlength=len(means))
+    result = {
+        "modes_total": int(len(means)),
+        "modes_captured": int((counts >= min_per_mode).sum()),
+        "high_quality_fraction": float(good.mean()) if len(samples) else 0.0,
+        "samples": int(len(samples)),
+        "finite": bool(np.isfinite(samples).all()),
+    }
+    if means.shape[1] == 1:
+        result["sample_mean"] = float(samples.mean())
+        result["sample_std"] = float(samples.std())
+    return result

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from .config import TrainConfig
-from .datasets_extra import dataset_info
+from .data import dataset_info
 from .models import GeneratorConfig, build_generator, count_parameters
 from .trainer import load_checkpoint
 

@@ -34,9 +34,9 @@ from PIL import Image
 from tqdm import tqdm
 
 from . import ddp, plots
+from .classifier import JUDGE_DATASET, classify, load_classifier
 from .config import TrainConfig
-from .data import Dataset, load_dataset
-from .datasets_extra import dataset_info, subset
+from .data import Dataset, dataset_info, load_dataset, subset
 from .models import count_parameters
 from .variants import Variant, get_variant
 
@@ -97,8 +97,6 @@ def save_grid(images: torch.Tensor, nrow: int, path: Path, pad: int = 2, scale: 
 
 
 def _judge(device: torch.device, dataset: str = "mnist"):
-    from .classifier import JUDGE_DATASET, classify, load_classifier
-
     model = load_classifier(device="cpu", dataset=JUDGE_DATASET.get(dataset, "mnist"))
     return lambda images: classify(images.cpu(), model)
 

@@ -30,7 +30,8 @@ import torch
 import torch.nn as nn
 
 from ..config import TrainConfig
-from ..datasets_extra import DatasetInfo, dataset_info, mode_coverage
+from ..data import DatasetInfo, dataset_info
+from ..evaluation import mode_coverage
 from ..models import GeneratorConfig, build_generator, init_weights
 from ..nets_extra import NetConfig, build_net
 from .base import _EVAL_SEED_OFFSET, _GRID_SEED_OFFSET, Codes, Judge, Variant, optimizer_step
