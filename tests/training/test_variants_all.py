@@ -17,8 +17,7 @@ from gan_server.repository import ModelRepository
 from gan_server.sampling import SampleSpec
 from gan_training.data import FASHION_CLASS_NAMES, FASHION_MNIST_DIR, load_dataset
 from gan_training.export import example_inputs, export_run, load_encoder, load_generator
-from gan_training.models import GeneratorConfig
-from gan_training.nets_extra import has_parametrizations
+from gan_training.models import GeneratorConfig, has_parametrizations
 from gan_training.trainer import build_variant, fit, load_checkpoint
 from gan_training.variants import VARIANTS, get_variant
 

@@ -36,7 +36,7 @@ import torch
 
 from .config import TrainConfig
 from .data import dataset_info
-from .models import GeneratorConfig, build_generator, count_parameters
+from .models import GeneratorConfig, LatentMean, build_generator, build_net, count_parameters
 from .trainer import load_checkpoint
 
 PARITY_TOLERANCE = 1e-4
@@ -444,8 +444,6 @@ ENCODER_FILE = "encoder.onnx"
 
 def load_encoder(ckpt: dict[str, Any]) -> torch.nn.Module:
     """images -> z, in eval mode, from a checkpoint that has an encoder."""
-    from .nets_extra import LatentMean, build_net
-
     state = ckpt["state"]
     encoder = build_net(state["encoder_config"])
     encoder.load_state_dict(state["encoder"])

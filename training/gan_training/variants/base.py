@@ -21,13 +21,7 @@ from .. import losses
 from ..config import TrainConfig
 from ..data import Dataset
 from ..evaluation import class_histogram, confusion_matrix, score_mapping
-from ..models import (
-    DiscriminatorConfig,
-    GeneratorConfig,
-    build_discriminator,
-    build_generator,
-    init_weights,
-)
+from ..models import GeneratorConfig, NetConfig, build_generator, build_net
 
 Codes = dict[str, torch.Tensor]  # generator keyword arguments, e.g. {"z": (B, 100)}
 Judge = Callable[[torch.Tensor], torch.Tensor]  # images (N,1,28,28) in [-1,1] -> digits (N,)
@@ -59,9 +53,7 @@ class Variant:
         self.g_config = self.generator_config()
         self.d_config = self.discriminator_config()
         self.G = build_generator(self.g_config).to(device)
-        self.D = build_discriminator(self.d_config).to(device)
-        init_weights(self.G)
-        init_weights(self.D)
+        self.D = build_net(self.d_config).to(device)
         betas = (cfg.beta1, cfg.beta2)
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=betas)
         self.opt_d = torch.optim.Adam(self.d_param_groups(), lr=cfg.lr_d, betas=betas)
@@ -76,8 +68,9 @@ class Variant:
             conditioning=self.conditioning, z_dim=self.cfg.z_dim, width=self.cfg.width, hidden=self.cfg.g_hidden
         )
 
-    def discriminator_config(self) -> DiscriminatorConfig:
-        return DiscriminatorConfig(conditioning=self.conditioning, width=self.cfg.width)
+    def discriminator_config(self) -> NetConfig:
+        kind = {"none": "conv_discriminator", "class": "projection_discriminator", "infogan": "info_discriminator"}
+        return NetConfig(kind[self.conditioning], {"width": self.cfg.width})
 
     def d_param_groups(self) -> list[dict[str, Any]]:
         return [{"params": list(self.D.parameters())}]

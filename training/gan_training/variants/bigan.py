@@ -18,7 +18,7 @@ import itertools
 import torch
 
 from .. import losses
-from ..nets_extra import NetConfig
+from ..models import NetConfig
 from .base import optimizer_step, register
 from .common import ExtVariant
 

@@ -32,8 +32,7 @@ import torch.nn as nn
 from ..config import TrainConfig
 from ..data import DatasetInfo, dataset_info
 from ..evaluation import mode_coverage
-from ..models import GeneratorConfig, build_generator, init_weights
-from ..nets_extra import NetConfig, build_net
+from ..models import GeneratorConfig, NetConfig, build_generator, build_net
 from .base import _EVAL_SEED_OFFSET, _GRID_SEED_OFFSET, Codes, Judge, Variant, optimizer_step
 
 POINT_SAMPLES = 2_500  # PacGAN evaluates mode coverage on 2,500 samples
@@ -81,8 +80,6 @@ class ExtVariant(Variant):
         self._last: dict[str, float] = {}
         self.g_config = self.generator_config()
         self.G = build_generator(self.g_config).to(device)
-        if self.g_config.arch == "conv":
-            init_weights(self.G)
         self.d_config = self.discriminator_net_config()
         self.D = build_net(self.d_config).to(device)
         self.nets: dict[str, nn.Module] = {"generator": self.G, "discriminator": self.D}
@@ -139,7 +136,7 @@ class ExtVariant(Variant):
                 },
             )
         return NetConfig(
-            "conv_critic", {"width": self.cfg.width, "norm": norm, "spectral": spectral, "features": features}
+            "conv_discriminator", {"width": self.cfg.width, "norm": norm, "spectral": spectral, "features": features}
         )
 
     def add_net(self, name: str, config: NetConfig) -> nn.Module:

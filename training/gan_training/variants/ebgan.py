@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from .. import losses
-from ..nets_extra import NetConfig
+from ..models import NetConfig
 from .base import optimizer_step, register
 from .common import ExtVariant
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from .. import losses
-from ..nets_extra import NetConfig
+from ..models import NetConfig
 from .base import register
 from .common import AdversarialVariant
 

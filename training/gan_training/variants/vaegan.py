@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import losses
-from ..nets_extra import NetConfig
+from ..models import NetConfig
 from .base import optimizer_step, register
 from .common import ExtVariant
 
