@@ -94,19 +94,6 @@ def match_categories(confusion: np.ndarray) -> Matching:
     return score_mapping(confusion, mapping)
 
 
-def class_histogram(predicted: np.ndarray) -> dict[str, Any]:
-    """For unconditional models: how the samples spread over the digits."""
-    counts = np.bincount(np.asarray(predicted, dtype=np.int64), minlength=NUM_DIGITS)
-    share = counts / max(1, counts.sum())
-    return {
-        "histogram": {str(d): int(n) for d, n in enumerate(counts)},
-        # A digit counts as covered when it gets at least a fifth of a fair share.
-        "classes_covered": int((share >= 0.2 / NUM_DIGITS).sum()),
-        "min_share": float(share.min()),
-        "max_share": float(share.max()),
-    }
-
-
 # --------------------------------------------------------------------------
 # Evaluating an exported model directory
 
@@ -264,28 +251,19 @@ def _evaluate_points(session: Any, manifest: Any, seed: int) -> dict[str, Any]:
 # Toy data during training (VEEGAN / PacGAN's metrics)
 
 
-def mode_coverage(name: str, samples: np.ndarray, min_per_mode: int = 20) -> dict:
-    """Samples (N, D) judged against the toy dataset's modes.
+def mode_coverage(name: str, samples: np.ndarray) -> dict[str, Any]:
+    """Samples (N, D) of a model of toy dataset ``name`` judged against its
+    modes with ``quality.mode_protocol`` (PacGAN evaluates 2,500 samples).
 
-    A sample is high quality when it lies within 3 standard deviations of its
-    nearest mode centre (per coordinate distance / std, Euclidean); a mode is
-    captured when at least ``min_per_mode`` high-quality samples fall on it.
-    PacGAN reports both for 2,500 samples.
+    Non-finite samples (a diverged run) are reported as ``finite: false``
+    instead of judged; 1-D data also gets the samples' mean and std.
     """
     means, std = toy_modes(name)
-    samples = np.asarray(samples, dtype=np.float64).reshape(len(samples), -1)
-    dist = np.linalg.norm(samples[:, None, :] - means[None, :, :], axis=2)  # (N, K)
-    nearest = dist.argmin(1)
-    good = dist[np.arange(len(samples)), nearest] <= 3 * std
-    counts = np.bincount(nearest[good], minlength=len(means))
-    result = {
-        "modes_total": int(len(means)),
-        "modes_captured": int((counts >= min_per_mode).sum()),
-        "high_quality_fraction": float(good.mean()) if len(samples) else 0.0,
-        "samples": int(len(samples)),
-        "finite": bool(np.isfinite(samples).all()),
-    }
+    x = np.asarray(samples, dtype=np.float64).reshape(len(samples), -1)
+    result: dict[str, Any] = {"samples": len(x), "modes_total": len(means), "finite": bool(np.isfinite(x).all())}
+    if result["finite"] and len(x):
+        result.update(mode_protocol(x, means, std))
     if means.shape[1] == 1:
-        result["sample_mean"] = float(samples.mean())
-        result["sample_std"] = float(samples.std())
+        result["sample_mean"] = float(x.mean())
+        result["sample_std"] = float(x.std())
     return result

@@ -238,6 +238,14 @@ def _check_sample_shape(cfg: TrainConfig, variant: Variant, dataset: Dataset) ->
 def _headline(evaluation: dict[str, Any]) -> str:
     if "headline" in evaluation:
         return evaluation["headline"]
+    if "modes_total" in evaluation:
+        if "modes_captured" not in evaluation:
+            return f"no mode judged: finite samples {evaluation['finite']}"
+        return (
+            f"modes captured {evaluation['modes_captured']}/{evaluation['modes_total']} "
+            f"({evaluation['modes_captured_20']} with >= 20 samples), "
+            f"high-quality samples {evaluation['high_quality_fraction']:.3f}"
+        )
     if "matched_accuracy" in evaluation:
         return (
             f"accuracy {evaluation['matched_accuracy']:.3f}, worst digit {evaluation['worst_digit']} "

@@ -20,8 +20,9 @@ import torch
 from .. import losses
 from ..config import TrainConfig
 from ..data import Dataset
-from ..evaluation import class_histogram, confusion_matrix, score_mapping
+from ..evaluation import confusion_matrix, score_mapping
 from ..models import GeneratorConfig, NetConfig, build_generator, build_net
+from ..quality import class_histogram_stats
 
 Codes = dict[str, torch.Tensor]  # generator keyword arguments, e.g. {"z": (B, 100)}
 Judge = Callable[[torch.Tensor], torch.Tensor]  # images (N,1,28,28) in [-1,1] -> digits (N,)
@@ -147,7 +148,7 @@ class Variant:
         samples spread over the ten digits."""
         gen = torch.Generator().manual_seed(self.cfg.seed + _EVAL_SEED_OFFSET)
         codes = self.sample_codes(10 * self.cfg.eval_samples_per_class, gen)
-        return class_histogram(judge(self.generate(codes)).cpu().numpy())
+        return class_histogram_stats(judge(self.generate(codes)).cpu().numpy())
 
     # ------------------------------------------------------------------
     # Shared machinery

@@ -176,12 +176,7 @@ class ExtVariant(Variant):
         if self.points:
             gen = torch.Generator().manual_seed(self.cfg.seed + _EVAL_SEED_OFFSET)
             samples = self.generate(self.sample_codes(POINT_SAMPLES, gen)).flatten(1).cpu().numpy()
-            result = mode_coverage(self.cfg.dataset, samples)
-            result["headline"] = (
-                f"modes captured {result['modes_captured']}/{result['modes_total']}, "
-                f"high-quality samples {result['high_quality_fraction']:.3f}"
-            )
-            return result
+            return mode_coverage(self.cfg.dataset, samples)
         if self.cfg.dataset in ("mnist", "mnist-idx"):
             return super().evaluate(judge)
         return {"headline": f"no classifier for {self.cfg.dataset}: not judged"}
