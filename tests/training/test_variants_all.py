@@ -227,6 +227,46 @@ def test_vaegan_and_bigan_update_their_encoders(mnist, tmp_path: Path) -> None:
             assert not {id(p) for p in v.E.parameters()} & in_opt_g
 
 
+def _count_steps(opt: torch.optim.Optimizer) -> list[int]:
+    """A list that grows by one at every ``opt.step()``."""
+    calls: list[int] = []
+    step = opt.step
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return step(*args, **kwargs)
+
+    opt.step = counted
+    return calls
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_every_variant_honours_d_steps(mnist, tmp_path: Path, name: str) -> None:
+    """k = --d-steps D updates, each on its own trainer step's batch, per G update."""
+    _, v = build_variant(tiny_config(name, tmp_path, d_steps=2), torch.device("cpu"))
+    d_calls, g_calls = _count_steps(v.opt_d), _count_steps(v.opt_g)
+    e_calls = _count_steps(v.opt_e) if name == "vaegan" else None
+    for step in range(1, 5):
+        logged = _step(v, mnist)[0]
+        assert (len(d_calls), len(g_calls)) == (step, step // 2), f"{name}, step {step}"
+        assert ("loss_g" in logged) == (step % 2 == 0)  # loss_g: from the steps that update G
+        if e_calls is not None:
+            assert len(e_calls) == step // 2
+    with pytest.raises(ValueError, match="d_steps must be >= 1"):
+        build_variant(tiny_config(name, tmp_path, d_steps=0), torch.device("cpu"))
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_default_update_counts(mnist, tmp_path: Path, name: str) -> None:
+    """A default run: one G update per D update, but n_critic = 5 for the WGANs."""
+    cfg, v = build_variant(tiny_config(name, tmp_path), torch.device("cpu"))
+    k = 5 if name in ("wgan", "wgan-gp") else 1
+    d_calls, g_calls = _count_steps(v.opt_d), _count_steps(v.opt_g)
+    _step(v, mnist, n=5)
+    assert (len(d_calls), len(g_calls)) == (5, 5 // k)
+    assert cfg.d_steps == k
+
+
 def test_a_variant_that_cannot_make_the_data_is_refused(tmp_path: Path) -> None:
     with pytest.raises(
         ValueError, match=r"generates samples of shape \(1, 28, 28\) but dataset 'ring8' has \(1, 2, 1\)"
