@@ -202,4 +202,4 @@ def test_a_new_variant_is_one_small_file(new_variant, mnist, tmp_path: Path) -> 
         )
     version = export_run(tmp_path / "ring8", repo=tmp_path / "models", name="r1", torch_export=False)
     manifest = load_manifest(version)
-    assert manifest.variant == "r1-gan"
+    assert manifest.variant == "r1-gan" and manifest.training["d_steps"] == 1

@@ -286,6 +286,33 @@ def test_resume_reproduces_a_run_with_critic_steps(tmp_path: Path) -> None:
         assert all(torch.equal(a[net][k], b[net][k]) for k in a[net])
 
 
+@pytest.mark.parametrize("name", ALL)
+def test_each_variant_tells_export_what_its_manifest_holds(tmp_path: Path, name: str) -> None:
+    cls = get_variant(name)
+    cfg = cls.resolve(tiny_config(name, tmp_path, labelled_fraction=0.1 if name == "infogan" else 0.0))
+    own = {
+        "gan": ["g_loss"],
+        "fgan": ["divergence"],
+        "wgan": ["clip"],
+        "wgan-gp": ["gp_weight"],
+        "sngan": ["sn_loss"],
+        "ebgan": ["margin", "pt_weight"],
+        "vaegan": ["gamma", "recon"],
+        "infogan": ["lr_q", "lambda_cat", "lambda_cont", "labelled_fraction", "lambda_sup", "augment_labelled"]
+        + ["q_fake_cat_weight", "q_trains_body", "q_fixed_variance"],
+    }.get(name, [])
+    assert list(cls.manifest_training(cfg)) == ["d_steps", *own]
+    assert cls.has_encoder == (name in ENCODERS)
+    g_cfg = GeneratorConfig(conditioning=cls.conditioning)
+    if name == "infogan":  # the category -> digit map comes from the last evaluation
+        with pytest.raises(ValueError, match="no category->digit evaluation"):
+            cls.manifest_conditioning(cfg, g_cfg, {}, tuple("0123456789"))
+    else:
+        cond = cls.manifest_conditioning(cfg, g_cfg, {}, tuple("0123456789"))
+        want = {"kind": "class", "class_names": tuple("0123456789")} if name == "cgan" else {"kind": "none"}
+        assert cond == want
+
+
 # --------------------------------------------------------------------------
 # Exports the server can load
 
