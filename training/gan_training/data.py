@@ -71,6 +71,19 @@ class Dataset:
         return int(self.labels.shape[0])
 
 
+def read_bytes(path: Path) -> bytes:
+    """The bytes of a dataset file, gunzipped if it ends in .gz; a missing or
+    unreadable file is a DatasetError naming it."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: dataset file does not exist") from None
+    except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
+        raise DatasetError(f"{path}: cannot read dataset file ({exc})") from None
+
+
 # --------------------------------------------------------------------------
 # The embedded MNIST sample
 
@@ -97,14 +110,7 @@ def load_mnist_csv(path: Path | str) -> tuple[torch.Tensor, torch.Tensor]:
     int64. Any problem raises :class:`DatasetError` naming ``path``.
     """
     path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rb") as f:
-            raw = f.read()
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: dataset file does not exist") from None
-    except (OSError, EOFError) as exc:
-        raise DatasetError(f"{path}: cannot read dataset file ({exc})") from None
+    raw = read_bytes(path)
     try:
         # One flat parse is ~20x faster than np.loadtxt for 4M numbers.
         rows = raw.decode("ascii").split()
@@ -134,14 +140,7 @@ _IDX_UBYTE = 0x08
 def read_idx(path: Path | str, ndim: int) -> np.ndarray:
     """The uint8 array in an IDX file of ``ndim`` dimensions (gzipped or not)."""
     path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rb") as f:
-            raw = f.read()
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: dataset file does not exist") from None
-    except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
-        raise DatasetError(f"{path}: cannot read dataset file ({exc})") from None
+    raw = read_bytes(path)
     header = 4 + 4 * ndim
     if len(raw) < 4:
         raise DatasetError(f"{path}: not an IDX file (only {len(raw)} bytes)")
