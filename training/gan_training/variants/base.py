@@ -307,11 +307,10 @@ class Variant:
 
     def set_lr_scale(self, scale: float) -> None:
         """Scale every optimiser's learning rates to ``scale`` x their initial values."""
-        for opt in vars(self).values():
-            if isinstance(opt, torch.optim.Optimizer):
-                for group in opt.param_groups:
-                    group.setdefault("initial_lr", group["lr"])
-                    group["lr"] = group["initial_lr"] * scale
+        for opt in self.optimizers.values():  # all of them, however a variant names them (VAE-GAN's opt_e)
+            for group in opt.param_groups:
+                group.setdefault("initial_lr", group["lr"])
+                group["lr"] = group["initial_lr"] * scale
 
     @torch.no_grad()
     def after_step(self) -> None:
