@@ -99,6 +99,19 @@ def test_weight_average_follows_g_and_is_what_generate_uses(mnist, tmp_path: Pat
         assert not torch.allclose(variant.generate(codes), variant.G.eval()(**codes))
 
 
+def test_weight_average_moves_once_per_generator_update(mnist, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    cfg, variant = build_variant(tiny_config("wgan", tmp_path, g_ema=0.9), torch.device("cpu"))
+    assert cfg.d_steps == 5  # n_critic: G updates on every fifth step
+    start = {k: v.clone() for k, v in variant.state_dict()["generator_ema"].items()}
+    for step in range(1, 11):
+        variant.train_step(mnist.images[:16], mnist.labels[:16])
+        variant.after_step()
+        assert variant.ema_updates == step // 5, f"step {step}"
+        ema = variant.state_dict()["generator_ema"]
+        assert all(torch.equal(ema[k], start[k]) for k in start) == (step < 5), f"step {step}"
+
+
 def test_q_head_only_keeps_info_loss_out_of_the_body(mnist, tmp_path: Path) -> None:
     from gan_training import losses
 

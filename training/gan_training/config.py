@@ -41,7 +41,7 @@ class TrainConfig:
     z_dim: int | None = None
     width: int = 32  # channels at 14x14 in G and D; see models.py
     # > 0: sample and export an exponential moving average of G's weights
-    # with this decay per step (e.g. 0.999); 0: the raw weights.
+    # with this decay per G update (e.g. 0.999); 0: the raw weights.
     g_ema: float = 0.0
     g_hidden: int = 0  # > 0: G maps its code through an MLP layer of this size first
 

@@ -29,13 +29,13 @@ small file that overrides only what differs and registers itself with
 
 from __future__ import annotations
 
-import copy
 from dataclasses import replace
 from typing import Any, Callable, ClassVar
 
 import numpy as np
 import torch
 import torch.nn as nn
+from torch.optim.swa_utils import AveragedModel
 
 from .. import losses
 from ..config import TrainConfig
@@ -93,8 +93,7 @@ class Variant:
 
     # An exponential moving average of G's weights (cfg.g_ema > 0), which is
     # what generate() samples from and what gets exported.
-    G_ema: nn.Module | None = None
-    ema_updates: int = 0
+    G_ema: AveragedModel | None = None
 
     @classmethod
     def resolve(cls, cfg: TrainConfig) -> TrainConfig:
@@ -126,7 +125,9 @@ class Variant:
         self.optimizers: dict[str, torch.optim.Optimizer] = self.build_optimizers()
         self.opt_g, self.opt_d = self.optimizers["opt_g"], self.optimizers["opt_d"]
         if cfg.g_ema:
-            self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+            self.G_ema = AveragedModel(self.G, multi_avg_fn=ema_with_warmup(cfg.g_ema), use_buffers=True)
+            self.G_ema.eval().requires_grad_(False)
+            self.G_ema.update_parameters(self.G)  # the average starts as G's initial weights
 
     # ------------------------------------------------------------------
     # The loss
@@ -316,23 +317,21 @@ class Variant:
     def after_step(self) -> None:
         """Called by the trainer after every train_step.
 
-        Averaging G's weights over the last few hundred steps smooths out the
-        oscillation of adversarial training (Yazici et al., 2019), so the
+        Averaging G's weights over its last few hundred updates smooths out
+        the oscillation of adversarial training (Yazici et al., 2019), so the
         exported generator does not depend on where in a swing training
-        stopped. BatchNorm running statistics are averaged the same way.
+        stopped. BatchNorm running statistics are averaged the same way. The
+        average takes G in once per G update, not per step: with
+        ``d_steps`` = 5 only every fifth step changes G.
         """
-        if self.G_ema is None:
+        if self.G_ema is None or self.step_count % self.cfg.d_steps:
             return
-        self.ema_updates += 1
-        # Short memory at first, so the average does not drag in the
-        # untrained initial weights.
-        decay = min(self.cfg.g_ema, (1 + self.ema_updates) / (10 + self.ema_updates))
-        ema_state = self.G_ema.state_dict()
-        for name, value in self.G.state_dict().items():
-            if value.is_floating_point():
-                ema_state[name].lerp_(value, 1.0 - decay)
-            else:
-                ema_state[name].copy_(value)
+        self.G_ema.update_parameters(self.G)
+
+    @property
+    def ema_updates(self) -> int:
+        """G updates the weight average has taken in."""
+        return int(self.G_ema.n_averaged) - 1 if self.G_ema is not None else 0
 
     def grid_codes(self) -> tuple[Codes, int]:
         """The fixed codes of the per-epoch sample grid, and its row length
@@ -378,7 +377,7 @@ class Variant:
             state["encoder_config"] = self.net_configs["encoder"].to_dict()
             state["encoder_z_dim"] = self.cfg.z_dim
         if self.G_ema is not None:
-            state["generator_ema"] = self.G_ema.state_dict()
+            state["generator_ema"] = self.G_ema.module.state_dict()  # a generator's own keys: export loads it as G
             state["ema_updates"] = self.ema_updates
         return state
 
@@ -389,8 +388,8 @@ class Variant:
             opt.load_state_dict(state[name])
         self.step_count = int(state.get("step_count", 0))
         if self.G_ema is not None:
-            self.G_ema.load_state_dict(state["generator_ema"])
-            self.ema_updates = int(state["ema_updates"])
+            self.G_ema.module.load_state_dict(state["generator_ema"])
+            self.G_ema.n_averaged.fill_(int(state["ema_updates"]) + 1)
 
     # ------------------------------------------------------------------
     # What export asks (from the checkpoint alone: class methods)
@@ -439,6 +438,25 @@ class ConditionalMixin:
         result.pop("category_to_digit")
         result["accuracy"] = result.pop("matched_accuracy")
         return result
+
+
+def ema_with_warmup(decay: float):
+    """AveragedModel's ``multi_avg_fn``: torch's ``get_ema_multi_avg_fn(decay)``
+    with a short memory at first, min(decay, (1 + n) / (10 + n)) at the n-th
+    update, so the average does not drag in the untrained initial weights.
+    Integer buffers (BatchNorm's counters) are copied."""
+
+    @torch.no_grad()
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], num_averaged: torch.Tensor) -> None:
+        n = int(num_averaged)  # the initial copy counts as one
+        d = min(decay, (1 + n) / (10 + n))
+        for a, c in zip(averaged, current):
+            if a.is_floating_point():
+                a.lerp_(c, 1.0 - d)
+            else:
+                a.copy_(c)
+
+    return update
 
 
 def optimizer_step(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
