@@ -106,7 +106,11 @@ class Variant:
         cfg = replace(cfg, **{k: v for k, v in values.items() if getattr(cfg, k) is None})
         if cfg.d_steps < 1:
             raise ValueError(f"d_steps must be >= 1, got {cfg.d_steps}")
-        cls.adversarial_loss(cfg)  # an unknown loss name: ValueError listing the known ones
+        try:
+            cls.adversarial_loss(cfg)
+        except ValueError as exc:  # an unknown loss name: say which variant, and which names it knows
+            option = f" (--{cls.loss_option.replace('_', '-')})" if cls.loss_option else ""
+            raise ValueError(f"{cls.name}{option}: {exc}") from None
         return cfg
 
     def __init__(self, cfg: TrainConfig, device: torch.device) -> None:
