@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from gan_training.config import TrainConfig
 
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from gan_training import data
 from gan_training.data import DatasetError, labelled_subset, load_dataset, load_mnist_csv, stratified_split
 

@@ -12,18 +12,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from gan_training.data import Dataset, DatasetError, load_dataset
-from gan_training.datasets_extra import (
+from gan_training.data import (
     FASHION_CLASS_NAMES,
     FASHION_MNIST_DIR,
+    Dataset,
+    DatasetError,
     dataset_info,
+    load_dataset,
     load_idx_split,
     make_toy,
-    mode_coverage,
     read_idx,
     subset,
     toy_modes,
 )
+from gan_training.evaluation import mode_coverage
 from gan_training.trainer import fit, load_checkpoint
 
 from .conftest import tiny_config

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from gan_training.classifier import classify, default_asset_path, load_classifier
 from gan_training.data import load_dataset, stratified_split
-from gan_training.evaluation import class_histogram, confusion_matrix, match_categories, score_mapping
+from gan_training.evaluation import confusion_matrix, match_categories, score_mapping
+from gan_training.quality import class_histogram_stats as class_histogram
 
 
 def test_hungarian_matching_on_a_known_confusion_matrix() -> None:
@@ -74,7 +74,7 @@ def test_classify_rejects_wrong_shapes() -> None:
 
 
 def test_shipped_fashion_classifier_matches_its_recorded_accuracy() -> None:
-    from gan_training.datasets_extra import load_idx_dataset
+    from gan_training.data import load_idx_dataset
 
     path = default_asset_path("fashion-mnist")
     assert path.stat().st_size < 1_000_000

@@ -74,6 +74,32 @@ def test_hinge_loss_on_fixed_outputs() -> None:
     assert losses.d_loss_hinge(T([2.0, 0.5]), T([-2.0, 0.0])).item() == pytest.approx(0.25 + 0.5)
 
 
+def test_losses_by_name_pair_the_d_and_g_losses() -> None:
+    real, fake = T([0.3, -1.2, 2.0]), T([0.5, -0.7])
+    pairs = {
+        "nonsaturating": (losses.d_loss_bce, losses.g_loss_nonsaturating),
+        "minimax": (losses.d_loss_bce, losses.g_loss_minimax),
+        "hinge": (losses.d_loss_hinge, losses.g_loss_wgan),
+        "wasserstein": (losses.critic_loss_wgan, losses.g_loss_wgan),
+        "least-squares": (losses.d_loss_lsgan, losses.g_loss_lsgan),
+    }
+    assert set(losses.LOSSES) == set(pairs)
+    for name, (d, g) in pairs.items():
+        loss = losses.get_loss(name)
+        assert loss.d(real, fake).item() == d(real, fake).item() and loss.g(fake).item() == g(fake).item(), name
+    f_js = losses.fgan_loss("js")
+    assert f_js.d(real, fake).item() == losses.d_loss_fgan(real, fake, "js").item()
+
+
+def test_an_unknown_loss_lists_the_known_ones() -> None:
+    with pytest.raises(ValueError, match="known: nonsaturating, minimax, hinge, wasserstein, least-squares"):
+        losses.get_loss("relativistic")
+    with pytest.raises(ValueError, match="unknown loss 'hinge'; known: nonsaturating, minimax$"):
+        losses.get_loss("hinge", known=("nonsaturating", "minimax"))
+    with pytest.raises(ValueError, match="known: kl, reverse-kl"):
+        losses.fgan_loss("tv")
+
+
 # --------------------------------------------------------------------------
 # WGAN-GP
 

@@ -204,6 +204,32 @@ def test_threshold_and_histogram_use_high_quality_samples_only():
     assert mode_protocol(samples, means, RING_STD, hq_sigmas=3.2)["modes_captured"] == 2
 
 
+def test_high_quality_is_strictly_within_three_sigma():
+    # std 0.5: 3 sigma = 1.5 exactly in binary floating point, as are the distances below
+    means = np.array([[0.0, 0.0], [10.0, 0.0]])
+    at_boundary = np.array([[1.5, 0.0], [0.0, -1.5]])
+    just_inside = np.array([[1.5 - 2**-20, 0.0]])
+    out = mode_protocol(np.concatenate([at_boundary, just_inside]), means, 0.5)
+    assert out["high_quality_fraction"] == pytest.approx(1 / 3)
+    assert out["mode_histogram"] == [1, 0] and out["modes_captured"] == 1
+
+
+def test_strict_count_needs_twenty_high_quality_samples():
+    means = _ring8()
+    counts = [25, 20, 19, 1, 0, 0, 0, 0]  # per mode, all high quality
+    samples = np.concatenate([np.repeat(means[k : k + 1], n, axis=0) for k, n in enumerate(counts) if n])
+    out = mode_protocol(samples, means, RING_STD)
+    assert out["mode_histogram"] == counts
+    assert out["modes_captured"] == 4  # >= 1: what `gan-train eval` and the zoo report
+    assert out["modes_captured_20"] == 2  # >= 20
+
+
+def test_mode_protocol_in_one_dimension():
+    out = mode_protocol(np.array([[4.0], [4.5], [9.0]]), np.array([[4.0]]), 1.25)
+    assert out["modes_total"] == 1 and out["modes_captured"] == 1 and out["mode_histogram"] == [2]
+    assert out["high_quality_fraction"] == pytest.approx(2 / 3)
+
+
 def test_mode_protocol_validation():
     means = _ring8()
     with pytest.raises(ValueError, match="samples"):

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from PIL import Image
-
 from gan_training.trainer import CHECKPOINT_NAME, fit, load_checkpoint
+from PIL import Image
 
 from .conftest import tiny_config
 
@@ -69,6 +68,17 @@ def test_learning_rate_decay_schedule_reaches_the_optimisers(tmp_path: Path) -> 
     assert [g["lr"] for g in variant.opt_d.param_groups] == [cfg.lr_d / 2, cfg.lr_q / 2]
     variant.set_lr_scale(1.0)  # scales the initial rate, not the current one
     assert variant.opt_g.param_groups[0]["lr"] == cfg.lr_g
+
+
+@pytest.mark.parametrize("name", ["vaegan", "bigan", "infogan", "wgan"])
+def test_learning_rate_decay_reaches_every_optimiser(tmp_path: Path, name: str) -> None:
+    from gan_training.trainer import build_variant
+
+    cfg, variant = build_variant(tiny_config(name, tmp_path), torch.device("cpu"))
+    initial = {k: [g["lr"] for g in opt.param_groups] for k, opt in variant.optimizers.items()}
+    variant.set_lr_scale(0.25)
+    for key, opt in variant.optimizers.items():  # VAE-GAN's encoder too (opt_e)
+        assert [g["lr"] for g in opt.param_groups] == [lr * 0.25 for lr in initial[key]], key
 
 
 def test_refuses_to_overwrite_and_to_resume_nothing(tmp_path: Path) -> None:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
 import torch
-
+from gan_contract.manifest import load_manifest
 from gan_training.data import load_dataset
+from gan_training.export import export_run
 from gan_training.models import GeneratorConfig, build_generator, count_parameters
-from gan_training.trainer import build_variant
+from gan_training.trainer import build_variant, fit, load_checkpoint
 from gan_training.variants import VARIANTS, get_variant
 
 from .conftest import tiny_config
@@ -97,6 +99,19 @@ def test_weight_average_follows_g_and_is_what_generate_uses(mnist, tmp_path: Pat
         assert not torch.allclose(variant.generate(codes), variant.G.eval()(**codes))
 
 
+def test_weight_average_moves_once_per_generator_update(mnist, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    cfg, variant = build_variant(tiny_config("wgan", tmp_path, g_ema=0.9), torch.device("cpu"))
+    assert cfg.d_steps == 5  # n_critic: G updates on every fifth step
+    start = {k: v.clone() for k, v in variant.state_dict()["generator_ema"].items()}
+    for step in range(1, 11):
+        variant.train_step(mnist.images[:16], mnist.labels[:16])
+        variant.after_step()
+        assert variant.ema_updates == step // 5, f"step {step}"
+        ema = variant.state_dict()["generator_ema"]
+        assert all(torch.equal(ema[k], start[k]) for k in start) == (step < 5), f"step {step}"
+
+
 def test_q_head_only_keeps_info_loss_out_of_the_body(mnist, tmp_path: Path) -> None:
     from gan_training import losses
 
@@ -137,3 +152,67 @@ def test_fixed_variance_ignores_q_logvar(tmp_path: Path) -> None:
 
     assert cont_loss(True, -3.0) == cont_loss(True, 2.0)
     assert cont_loss(False, -3.0) != cont_loss(False, 2.0)
+
+
+# --------------------------------------------------------------------------
+# Adding a variant (training/README.md): one small file on the base class
+
+NEW_VARIANT = '''
+"""R1-regularised GAN (Mescheder, Geiger & Nowozin, ICML 2018): D's loss gets
+(gamma / 2) E[||grad_x D(x)||^2] on real data."""
+
+import torch
+
+from gan_training.variants import Variant, register
+
+
+@register
+class R1GAN(Variant):
+    name = "r1-gan"
+    loss_names = ("nonsaturating", "hinge")
+    loss_option = "g_loss"
+    gamma = 10.0
+
+    def d_penalty(self, real, fake):
+        real = real.detach().requires_grad_(True)
+        (grad,) = torch.autograd.grad(self.D(real).sum(), real, create_graph=True)
+        return 0.5 * self.gamma * grad.flatten(1).pow(2).sum(1).mean()
+'''
+
+
+@pytest.fixture
+def new_variant(tmp_path: Path):
+    """The module above, written to a file and imported (which registers it)."""
+    path = tmp_path / "r1gan.py"
+    path.write_text(NEW_VARIANT)
+    spec = importlib.util.spec_from_file_location("r1gan", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    yield module.R1GAN
+    VARIANTS.pop("r1-gan", None)
+
+
+def test_a_new_variant_is_one_small_file(new_variant, mnist, tmp_path: Path) -> None:
+    assert get_variant("r1-gan") is new_variant
+    # one real step: the base step with the variant's penalty and loss
+    torch.manual_seed(0)
+    cfg, variant = build_variant(tiny_config("r1-gan", tmp_path, g_loss="hinge"), torch.device("cpu"))
+    g0, d0 = _params(variant.G), _params(variant.D)
+    logged = variant.train_step(mnist.images[:16], mnist.labels[:16])
+    assert {"loss_d", "loss_g", "penalty"} <= set(logged) and logged["penalty"] > 0
+    assert any(not torch.equal(a, b) for a, b in zip(g0, variant.G.parameters())), "G did not move"
+    assert any(not torch.equal(a, b) for a, b in zip(d0, variant.D.parameters())), "D did not move"
+    with pytest.raises(ValueError, match="known: nonsaturating, hinge"):
+        build_variant(tiny_config("r1-gan", tmp_path, g_loss="minimax"), torch.device("cpu"))
+    # a short fit, on images and on 2-D points (MLP nets), and an export
+    for dataset in ("mnist", "ring8"):
+        run = fit(tiny_config("r1-gan", tmp_path / dataset, dataset=dataset, epochs=1, limit=64), progress=False)
+        ckpt = load_checkpoint(run)
+        assert (
+            ckpt["variant"] == "r1-gan"
+            and ckpt["epoch"] == 1
+            and set(ckpt["losses"]) == {"loss_d", "loss_g", "penalty"}
+        )
+    version = export_run(tmp_path / "ring8", repo=tmp_path / "models", name="r1", torch_export=False)
+    manifest = load_manifest(version)
+    assert manifest.variant == "r1-gan" and manifest.training["d_steps"] == 1

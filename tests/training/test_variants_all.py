@@ -15,11 +15,9 @@ import torch
 from gan_contract.manifest import expected_inputs, load_manifest
 from gan_contract.request import SampleSpec
 from gan_server.repository import ModelRepository
-from gan_training.data import load_dataset
-from gan_training.datasets_extra import FASHION_CLASS_NAMES, FASHION_MNIST_DIR
+from gan_training.data import FASHION_CLASS_NAMES, FASHION_MNIST_DIR, load_dataset
 from gan_training.export import example_inputs, export_run, load_encoder, load_generator
-from gan_training.models import GeneratorConfig
-from gan_training.nets_extra import has_parametrizations
+from gan_training.models import GeneratorConfig, has_parametrizations
 from gan_training.trainer import build_variant, fit, load_checkpoint
 from gan_training.variants import VARIANTS, get_variant
 
@@ -229,6 +227,46 @@ def test_vaegan_and_bigan_update_their_encoders(mnist, tmp_path: Path) -> None:
             assert not {id(p) for p in v.E.parameters()} & in_opt_g
 
 
+def _count_steps(opt: torch.optim.Optimizer) -> list[int]:
+    """A list that grows by one at every ``opt.step()``."""
+    calls: list[int] = []
+    step = opt.step
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return step(*args, **kwargs)
+
+    opt.step = counted
+    return calls
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_every_variant_honours_d_steps(mnist, tmp_path: Path, name: str) -> None:
+    """k = --d-steps D updates, each on its own trainer step's batch, per G update."""
+    _, v = build_variant(tiny_config(name, tmp_path, d_steps=2), torch.device("cpu"))
+    d_calls, g_calls = _count_steps(v.opt_d), _count_steps(v.opt_g)
+    e_calls = _count_steps(v.opt_e) if name == "vaegan" else None
+    for step in range(1, 5):
+        logged = _step(v, mnist)[0]
+        assert (len(d_calls), len(g_calls)) == (step, step // 2), f"{name}, step {step}"
+        assert ("loss_g" in logged) == (step % 2 == 0)  # loss_g: from the steps that update G
+        if e_calls is not None:
+            assert len(e_calls) == step // 2
+    with pytest.raises(ValueError, match="d_steps must be >= 1"):
+        build_variant(tiny_config(name, tmp_path, d_steps=0), torch.device("cpu"))
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_default_update_counts(mnist, tmp_path: Path, name: str) -> None:
+    """A default run: one G update per D update, but n_critic = 5 for the WGANs."""
+    cfg, v = build_variant(tiny_config(name, tmp_path), torch.device("cpu"))
+    k = 5 if name in ("wgan", "wgan-gp") else 1
+    d_calls, g_calls = _count_steps(v.opt_d), _count_steps(v.opt_g)
+    _step(v, mnist, n=5)
+    assert (len(d_calls), len(g_calls)) == (5, 5 // k)
+    assert cfg.d_steps == k
+
+
 def test_a_variant_that_cannot_make_the_data_is_refused(tmp_path: Path) -> None:
     with pytest.raises(
         ValueError, match=r"generates samples of shape \(1, 28, 28\) but dataset 'ring8' has \(1, 2, 1\)"
@@ -246,6 +284,33 @@ def test_resume_reproduces_a_run_with_critic_steps(tmp_path: Path) -> None:
     assert a["step_count"] == b["step_count"] == 14
     for net in ("generator", "discriminator"):
         assert all(torch.equal(a[net][k], b[net][k]) for k in a[net])
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_each_variant_tells_export_what_its_manifest_holds(tmp_path: Path, name: str) -> None:
+    cls = get_variant(name)
+    cfg = cls.resolve(tiny_config(name, tmp_path, labelled_fraction=0.1 if name == "infogan" else 0.0))
+    own = {
+        "gan": ["g_loss"],
+        "fgan": ["divergence"],
+        "wgan": ["clip"],
+        "wgan-gp": ["gp_weight"],
+        "sngan": ["sn_loss"],
+        "ebgan": ["margin", "pt_weight"],
+        "vaegan": ["gamma", "recon"],
+        "infogan": ["lr_q", "lambda_cat", "lambda_cont", "labelled_fraction", "lambda_sup", "augment_labelled"]
+        + ["q_fake_cat_weight", "q_trains_body", "q_fixed_variance"],
+    }.get(name, [])
+    assert list(cls.manifest_training(cfg)) == ["d_steps", *own]
+    assert cls.has_encoder == (name in ENCODERS)
+    g_cfg = GeneratorConfig(conditioning=cls.conditioning)
+    if name == "infogan":  # the category -> digit map comes from the last evaluation
+        with pytest.raises(ValueError, match="no category->digit evaluation"):
+            cls.manifest_conditioning(cfg, g_cfg, {}, tuple("0123456789"))
+    else:
+        cond = cls.manifest_conditioning(cfg, g_cfg, {}, tuple("0123456789"))
+        want = {"kind": "class", "class_names": tuple("0123456789")} if name == "cgan" else {"kind": "none"}
+        assert cond == want
 
 
 # --------------------------------------------------------------------------

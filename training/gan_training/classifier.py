@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from gan_contract.files import atomic_path
 from tqdm import tqdm
 
-from .data import load_dataset, random_affine, stratified_split
+from .data import load_dataset, load_idx_dataset, random_affine, stratified_split
 from .models import ClassifierConfig, MnistClassifier
 
 ASSET_FORMAT = "gan_training.mnist_classifier/1"
@@ -70,8 +70,6 @@ def _train_and_held_out(dataset: str) -> tuple[torch.Tensor, torch.Tensor, torch
         train_idx, held_idx = stratified_split(ds.labels)
         return ds.images[train_idx], ds.labels[train_idx], ds.images[held_idx], ds.labels[held_idx]
     if dataset == "fashion-mnist":
-        from .datasets_extra import load_idx_dataset
-
         train = load_idx_dataset("fashion-mnist", split="train")
         test = load_idx_dataset("fashion-mnist", split="test")
         return train.images, train.labels, test.images, test.labels

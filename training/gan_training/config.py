@@ -16,6 +16,9 @@ from typing import Any
 import click
 from gan_contract.cli_options import setting
 
+from .divergences import DIVERGENCES
+from .losses import LOSSES
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -57,10 +60,10 @@ class TrainConfig:
     # See models.py.
     width: int = setting(32, "Channels at 14x14 in G and D.", type=click.IntRange(min=4))
     # > 0: sample and export an exponential moving average of G's weights
-    # with this decay per step (e.g. 0.999); 0: the raw weights.
+    # with this decay per G update (e.g. 0.999); 0: the raw weights.
     g_ema: float = setting(
         0.0,
-        "Export a moving average of G's weights with this per-step decay (0: off; e.g. 0.999).",
+        "Export a moving average of G's weights with this per-G-update decay (0: off; e.g. 0.999).",
         type=click.FloatRange(0.0, 1.0, max_open=True),
     )
     # > 0: G maps its code through an MLP layer of this size first.
@@ -107,7 +110,7 @@ class TrainConfig:
         100, "Samples per digit/category when judging.", flag="--eval-samples", type=click.IntRange(min=10)
     )
 
-    # Data (see datasets_extra.py): where IDX files live, and a training subset
+    # Data (see data.py): where IDX files live, and a training subset
     data_dir: str | None = setting(
         None,
         "Folder of IDX files (mnist-idx; fashion-mnist defaults to /usr/share/datasets/fashion-mnist).",
@@ -117,15 +120,15 @@ class TrainConfig:
 
     # The variants of variants/{gan,fgan,wgan,wgan_gp,sngan,lsgan,ebgan,vaegan,bigan}.py
     d_steps: int | None = setting(None, "D/critic updates per G update [gan 1, wgan 5].", type=click.IntRange(min=1))
-    g_loss: str = setting("nonsaturating", "gan: generator loss.", type=click.Choice(["nonsaturating", "minimax"]))
+    g_loss: str = setting("nonsaturating", "gan: its loss.", type=click.Choice(list(LOSSES)))
     divergence: str = setting(
         "js",
         "fgan: the f-divergence.",
-        type=click.Choice(["kl", "reverse-kl", "pearson", "squared-hellinger", "js", "gan"]),
+        type=click.Choice(list(DIVERGENCES)),
     )
     clip: float | None = setting(None, "wgan: clip critic weights to [-c, c] [0.01].", type=float)
     gp_weight: float | None = setting(None, "wgan-gp: gradient penalty weight lambda [10].", type=float)
-    sn_loss: str = setting("hinge", "sngan: loss.", type=click.Choice(["hinge", "nonsaturating"]))
+    sn_loss: str = setting("hinge", "sngan: its loss.", type=click.Choice(list(LOSSES)))
     margin: float | None = setting(None, "ebgan: margin m on the fake energy [1.0].", type=float)
     # The paper used 0.1.
     pt_weight: float = setting(0.0, "ebgan: pulling-away term weight (0: off).")

@@ -29,6 +29,10 @@ from gan_contract.manifest import Manifest, load_manifest
 from gan_contract.request import class_for_digit, draw, inputs_from_codes
 from scipy.optimize import linear_sum_assignment
 
+from .classifier import JUDGE_DATASET, asset_info, classify, embed, judge, load_classifier
+from .data import dataset_info, load_dataset, load_idx_dataset, toy_modes
+from .quality import class_histogram_stats, feature_stats, frechet_distance, mode_protocol
+
 NUM_DIGITS = 10
 
 
@@ -90,19 +94,6 @@ def match_categories(confusion: np.ndarray) -> Matching:
     return score_mapping(confusion, mapping)
 
 
-def class_histogram(predicted: np.ndarray) -> dict[str, Any]:
-    """For unconditional models: how the samples spread over the digits."""
-    counts = np.bincount(np.asarray(predicted, dtype=np.int64), minlength=NUM_DIGITS)
-    share = counts / max(1, counts.sum())
-    return {
-        "histogram": {str(d): int(n) for d, n in enumerate(counts)},
-        # A digit counts as covered when it gets at least a fifth of a fair share.
-        "classes_covered": int((share >= 0.2 / NUM_DIGITS).sum()),
-        "min_share": float(share.min()),
-        "max_share": float(share.max()),
-    }
-
-
 # --------------------------------------------------------------------------
 # Evaluating an exported model directory
 
@@ -116,20 +107,14 @@ def real_reference(dataset: str) -> tuple[str, int, np.ndarray, np.ndarray]:
     """What generated images are compared with: (description, count, feature
     mean, feature covariance). MNIST: the 5,000 embedded digits (all there
     are here); Fashion-MNIST: the 10,000 test images."""
-    from .classifier import JUDGE_DATASET, embed, load_classifier
-    from .data import load_dataset
-    from .quality import feature_stats
-
-    judge = JUDGE_DATASET[dataset]
-    if judge == "mnist":
+    judge_name = JUDGE_DATASET[dataset]
+    if judge_name == "mnist":
         ds = load_dataset("mnist")
         what = "the 5,000 embedded MNIST digits"
     else:
-        from .datasets_extra import load_idx_dataset
-
         ds = load_idx_dataset("fashion-mnist", split="test")
         what = "the 10,000 Fashion-MNIST test images"
-    mu, sigma = feature_stats(embed(ds.images, load_classifier(dataset=judge)))
+    mu, sigma = feature_stats(embed(ds.images, load_classifier(dataset=judge_name)))
     return what, len(ds), mu, sigma
 
 
@@ -162,9 +147,7 @@ def evaluate_model_dir(
     i mod 10), and the accuracy set asks for each class with the same
     ``samples_per_digit`` styles, as the server does for ``--digit``.
     """
-    import onnxruntime as ort  # optional: only `gan-train eval` needs it
-
-    from .datasets_extra import dataset_info
+    import onnxruntime as ort  # only `gan-train eval` needs the ONNX runtime: imported here, not by training
 
     model_dir = Path(model_dir)
     manifest = load_manifest(model_dir)
@@ -198,9 +181,6 @@ def _feeds(manifest: Manifest, seed: int, n: int, classes: np.ndarray | None) ->
 
 
 def _evaluate_images(session: Any, manifest: Manifest, seed: int, n: int, model_dir: Path) -> dict[str, Any]:
-    from .classifier import JUDGE_DATASET, asset_info, judge, load_classifier
-    from .quality import class_histogram_stats, feature_stats, frechet_distance
-
     if manifest.dataset not in JUDGE_DATASET:
         raise ValueError(f"{model_dir}: no classifier judges dataset {manifest.dataset!r}")
     judge_name = JUDGE_DATASET[manifest.dataset]
@@ -225,10 +205,8 @@ def _evaluate_images(session: Any, manifest: Manifest, seed: int, n: int, model_
 
 
 def _conditional_accuracy(session: Any, manifest: Manifest, seed: int, n: int, model_dir: Path) -> dict[str, Any]:
-    from .classifier import JUDGE_DATASET, classify, load_classifier
-
     cond = manifest.conditioning
-    judge = load_classifier(dataset=JUDGE_DATASET[manifest.dataset])
+    classifier = load_classifier(dataset=JUDGE_DATASET[manifest.dataset])
     names = list(cond.class_names) or [str(d) for d in range(NUM_DIGITS)]
     if cond.kind == "infogan":
         missing = sorted(set(range(len(names))) - {int(d) for d in cond.category_to_digit})
@@ -241,7 +219,7 @@ def _conditional_accuracy(session: Any, manifest: Manifest, seed: int, n: int, m
         asked = np.full(n, digit)
         # The same styles for every class: images 0..n-1 of the seed, as the server draws --digit d.
         requested.append(asked)
-        predicted.append(classify(_run(session, _feeds(manifest, seed, n, asked)), judge).numpy())
+        predicted.append(classify(_run(session, _feeds(manifest, seed, n, asked)), classifier).numpy())
     conf = confusion_matrix(np.concatenate(requested), np.concatenate(predicted), len(names))
     scored = score_mapping(conf, list(range(len(names))))
     worst, worst_acc = scored.worst_digit
@@ -257,11 +235,30 @@ def _conditional_accuracy(session: Any, manifest: Manifest, seed: int, n: int, m
 
 
 def _evaluate_points(session: Any, manifest: Manifest, seed: int) -> dict[str, Any]:
-    from .datasets_extra import toy_modes
-    from .quality import mode_protocol
-
     means, std = toy_modes(manifest.dataset)
     samples = _run(session, _feeds(manifest, seed, TOY_SAMPLES, None)).reshape(TOY_SAMPLES, -1).astype(np.float64)
     if means.shape[1] != 2:  # gaussian1d: no modes to count
         return {"samples": TOY_SAMPLES, "mean": float(samples.mean()), "std": float(samples.std())}
     return {"modes": mode_protocol(samples, means, std)}
+
+
+# --------------------------------------------------------------------------
+# Toy data during training (VEEGAN / PacGAN's metrics)
+
+
+def mode_coverage(name: str, samples: np.ndarray) -> dict[str, Any]:
+    """Samples (N, D) of a model of toy dataset ``name`` judged against its
+    modes with ``quality.mode_protocol`` (PacGAN evaluates 2,500 samples).
+
+    Non-finite samples (a diverged run) are reported as ``finite: false``
+    instead of judged; 1-D data also gets the samples' mean and std.
+    """
+    means, std = toy_modes(name)
+    x = np.asarray(samples, dtype=np.float64).reshape(len(samples), -1)
+    result: dict[str, Any] = {"samples": len(x), "modes_total": len(means), "finite": bool(np.isfinite(x).all())}
+    if result["finite"] and len(x):
+        result.update(mode_protocol(x, means, std))
+    if means.shape[1] == 1:
+        result["sample_mean"] = float(x.mean())
+        result["sample_std"] = float(x.std())
+    return result

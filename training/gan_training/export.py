@@ -47,9 +47,10 @@ from gan_contract.manifest import (
 )
 
 from .config import TrainConfig
-from .datasets_extra import dataset_info
-from .models import GeneratorConfig, build_generator, count_parameters
+from .data import dataset_info
+from .models import GeneratorConfig, LatentMean, build_generator, build_net, count_parameters
 from .trainer import load_checkpoint
+from .variants import get_variant
 
 PARITY_TOLERANCE = 1e-4
 PARITY_BATCHES = (1, 64)
@@ -260,6 +261,7 @@ def export_run(
     run_dir = Path(run_dir)
     ckpt = load_checkpoint(run_dir)
     cfg = TrainConfig.from_dict(ckpt["train_config"])
+    variant = get_variant(cfg.variant)  # the variant class says what its manifest holds
     g_cfg = GeneratorConfig(**ckpt["generator_config"])
     name = name or run_dir.name
     model_dir = Path(repo) / name
@@ -271,33 +273,11 @@ def export_run(
     evaluation = dict(ckpt.get("evaluation") or {})
 
     info = dataset_info(cfg.dataset)
-    digits = info.class_names  # MNIST: "0".."9"; Fashion-MNIST: "tshirt".."boot"
-    if g_cfg.conditioning == "infogan":
-        if "category_to_digit" not in evaluation:
-            raise ExportError(f"{run_dir}: the checkpoint has no category->digit evaluation; train with eval enabled")
-        cond = Conditioning(
-            kind="infogan",
-            class_names=digits,
-            num_categories=g_cfg.num_categories,
-            num_continuous=g_cfg.num_continuous,
-            continuous_range=(-1.0, 1.0),
-            category_to_digit=tuple(evaluation["category_to_digit"]),
-            details={
-                "training": evaluation.get("training", "unsupervised"),
-                "labelled_fraction": cfg.labelled_fraction,
-                "matched_accuracy": evaluation["matched_accuracy"],
-                "per_digit_accuracy": evaluation["per_digit_accuracy"],
-                "worst_digit": evaluation["worst_digit"],
-                "worst_digit_accuracy": evaluation["worst_digit_accuracy"],
-                "hungarian_matched_accuracy": evaluation["hungarian"]["matched_accuracy"],
-                "judged_by": "gan_training mnist_classifier",
-                "samples_per_category": cfg.eval_samples_per_class,
-            },
-        )
-    elif g_cfg.conditioning == "class":
-        cond = Conditioning(kind="class", class_names=digits[: g_cfg.num_classes])
-    else:
-        cond = Conditioning(kind="none")
+    # class names: MNIST "0".."9"; Fashion-MNIST "tshirt".."boot"
+    try:
+        cond = Conditioning(**variant.manifest_conditioning(cfg, g_cfg, evaluation, info.class_names))
+    except ValueError as exc:
+        raise ExportError(f"{run_dir}: {exc}") from None
     latent = LatentSpec(dim=g_cfg.z_dim)
 
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -315,7 +295,7 @@ def export_run(
         except Exception as exc:  # optional artefact
             warnings.warn(f"torch.export failed, shipping without model.pt2: {exc}")
         encoder_parity = None
-        if "encoder" in ckpt["state"]:  # BiGAN, VAE-GAN: see "The encoder" below
+        if variant.has_encoder:  # BiGAN, VAE-GAN: see "The encoder" below
             encoder_parity = export_encoder(ckpt, staging / ENCODER_FILE)
             strip_source_paths(staging / ENCODER_FILE)
             files["encoder_onnx"] = ENCODER_FILE
@@ -328,25 +308,6 @@ def export_run(
             "batch_size": cfg.batch_size,
             "lr_g": cfg.lr_g,
             "lr_d": cfg.lr_d,
-            **({"lr_q": cfg.lr_q, "lambda_cat": cfg.lambda_cat, "lambda_cont": cfg.lambda_cont} if g_cfg.conditioning == "infogan" else {}),
-            **(
-                {
-                    "labelled_fraction": cfg.labelled_fraction,
-                    "lambda_sup": cfg.lambda_sup,
-                    "augment_labelled": cfg.augment_labelled,
-                }
-                if cfg.labelled_fraction
-                else {}
-            ),
-            **(
-                {
-                    "q_fake_cat_weight": cfg.q_fake_cat_weight,
-                    "q_trains_body": cfg.q_trains_body,
-                    "q_fixed_variance": cfg.q_fixed_variance,
-                }
-                if g_cfg.conditioning == "infogan"
-                else {}
-            ),
             "g_ema": cfg.g_ema,
             "lr_decay_start": cfg.lr_decay_start,
             "num_threads": cfg.num_threads,
@@ -359,7 +320,8 @@ def export_run(
             "torch_version": torch.__version__,
             "onnx_exporter": exporter,
             "onnx_opset": parity["opset"],
-            **_variant_hyperparameters(cfg),
+            **variant.manifest_training(cfg),
+            **({"limit": cfg.limit} if cfg.limit else {}),
         }
         shape = output_shape(g_cfg)
         manifest = Manifest(
@@ -411,26 +373,6 @@ def _compact(evaluation: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in evaluation.items() if k not in ("confusion", "hungarian")}
 
 
-def _variant_hyperparameters(cfg: TrainConfig) -> dict[str, Any]:
-    """The knobs of the variants beyond dcgan/cgan/infogan, for the manifest."""
-    if cfg.variant in ("dcgan", "cgan", "infogan"):
-        return {}
-    keys = ("d_steps", "g_loss", "divergence", "clip", "gp_weight", "sn_loss", "margin", "pt_weight", "gamma", "recon")
-    relevant = {
-        "gan": ("d_steps", "g_loss"),
-        "fgan": ("divergence",),
-        "wgan": ("d_steps", "clip"),
-        "wgan-gp": ("d_steps", "gp_weight"),
-        "sngan": ("sn_loss",),
-        "ebgan": ("margin", "pt_weight"),
-        "vaegan": ("gamma", "recon"),
-    }.get(cfg.variant, ())
-    out = {k: getattr(cfg, k) for k in keys if k in relevant}
-    if cfg.limit:
-        out["limit"] = cfg.limit
-    return out
-
-
 # --------------------------------------------------------------------------
 # The encoder (BiGAN, VAE-GAN): encoder.onnx, listed as files.encoder_onnx.
 # The server's Encode RPC feeds it ``images`` float32 (N, C, H, W) in the
@@ -442,8 +384,6 @@ ENCODER_FILE = "encoder.onnx"
 
 def load_encoder(ckpt: dict[str, Any]) -> torch.nn.Module:
     """images -> z, in eval mode, from a checkpoint that has an encoder."""
-    from .nets_extra import LatentMean, build_net
-
     state = ckpt["state"]
     encoder = build_net(state["encoder_config"])
     encoder.load_state_dict(state["encoder"])

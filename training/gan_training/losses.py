@@ -2,15 +2,22 @@
 
 All adversarial losses take raw discriminator logits; the log-sigmoid forms
 below are the numerically stable spellings of log D and log(1 - D).
+
+A variant picks its adversarial loss (what D and G minimise) by name from
+``LOSSES`` (``get_loss``); the CLI's choices are those names.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+from .divergences import get_divergence
 
 
 def d_loss_bce(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
@@ -153,8 +160,6 @@ def half_sq_error(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def d_loss_fgan(real_out: torch.Tensor, fake_out: torch.Tensor, divergence: str) -> torch.Tensor:
     """f-GAN (Nowozin et al. 2016), Eq. 6 negated: D minimises
     -(E_P[g_f(V(x))] - E_Q[f*(g_f(V(G(z))))]). See divergences.py."""
-    from .divergences import get_divergence
-
     div = get_divergence(divergence)
     return -(div.activation(real_out).mean() - div.fstar_of_g(fake_out).mean())
 
@@ -162,6 +167,48 @@ def d_loss_fgan(real_out: torch.Tensor, fake_out: torch.Tensor, divergence: str)
 def g_loss_fgan(fake_out: torch.Tensor, divergence: str) -> torch.Tensor:
     """f-GAN's generator objective (their Section 3.2): maximise
     E_Q[g_f(V(G(z)))]; this is its negation."""
-    from .divergences import get_divergence
-
     return -get_divergence(divergence).activation(fake_out).mean()
+
+
+# --------------------------------------------------------------------------
+# Adversarial losses by name
+
+
+@dataclass(frozen=True)
+class AdversarialLoss:
+    """What D and G minimise, from D's raw outputs: ``d(D(x), D(G(z)))`` and ``g(D(G(z)))``."""
+
+    d: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    g: Callable[[torch.Tensor], torch.Tensor]
+
+
+LOSSES: dict[str, AdversarialLoss] = {
+    # Goodfellow et al. (2014): D's cross-entropy; G maximises log D(G(z)) (their Section 3)
+    "nonsaturating": AdversarialLoss(d_loss_bce, g_loss_nonsaturating),
+    # ... or minimises log(1 - D(G(z))), their Eq. 1 as written
+    "minimax": AdversarialLoss(d_loss_bce, g_loss_minimax),
+    # Lim & Ye (2017); Miyato et al. (2018), Eq. 16
+    "hinge": AdversarialLoss(d_loss_hinge, g_loss_wgan),
+    # Arjovsky et al. (2017): the critic's estimate of W1 (needs a Lipschitz critic)
+    "wasserstein": AdversarialLoss(critic_loss_wgan, g_loss_wgan),
+    # Mao et al. (2017), the 0-1 coding
+    "least-squares": AdversarialLoss(d_loss_lsgan, g_loss_lsgan),
+}
+
+
+def get_loss(name: str, known: Sequence[str] | None = None) -> AdversarialLoss:
+    """The loss called ``name``. ``known`` (default: all of ``LOSSES``) is the
+    names a caller accepts, e.g. one variant's choices; any other name is a
+    ValueError that lists them."""
+    known = tuple(LOSSES) if known is None else tuple(known)
+    if name not in known or name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}; known: {', '.join(known)}")
+    return LOSSES[name]
+
+
+def fgan_loss(divergence: str) -> AdversarialLoss:
+    """f-GAN's pair for one f-divergence (an unknown name: ValueError listing the known ones)."""
+    get_divergence(divergence)
+    return AdversarialLoss(
+        functools.partial(d_loss_fgan, divergence=divergence), functools.partial(g_loss_fgan, divergence=divergence)
+    )

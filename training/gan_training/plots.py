@@ -43,20 +43,29 @@ def save_point_plot(fake: torch.Tensor, real: torch.Tensor, path: Path, title: s
 
 
 def append_loss_rows(path: Path, rows: list[dict[str, float]]) -> None:
-    """Append per-step rows (step, epoch, one column per loss) to a CSV; the
-    header comes from the first row ever written."""
+    """Append per-step rows (step, epoch, one column per loss) to a CSV. A
+    step leaves out what it did not measure (loss_g on a D-only step), so a
+    column may first appear later: the file is then rewritten with it."""
     if not rows:
         return
-    exists = path.exists() and path.stat().st_size > 0
-    if exists:
+    old: list[dict[str, str]] = []
+    fields: list[str] = []
+    if path.exists() and path.stat().st_size > 0:
         with open(path, newline="", encoding="utf-8") as f:
-            fields = next(csv.reader(f))
+            reader = csv.DictReader(f)
+            fields = list(reader.fieldnames or [])
+            new = [k for k in dict.fromkeys(k for row in rows for k in row) if k not in fields]
+            if new:
+                old = list(reader)
     else:
-        fields = list(rows[0])
-    with open(path, "a", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore", restval="")
-        if not exists:
+        new = list(dict.fromkeys(k for row in rows for k in row))
+    mode = "w" if new else "a"
+    fields += new
+    with open(path, mode, newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=fields, restval="")
+        if new:
             writer.writeheader()
+            writer.writerows(old)
         writer.writerows(rows)
 
 
@@ -72,11 +81,13 @@ def save_loss_curve(csv_path: Path, path: Path, title: str = "") -> None:
     for i, key in enumerate(keys):
         ax = fig.add_subplot(len(keys), 1, i + 1)
         y = np.array([float(r[key]) if r.get(key) not in (None, "") else np.nan for r in rows])
-        ax.plot(step, y, lw=0.5, alpha=0.4, color="tab:blue")
+        seen = np.isfinite(y)  # e.g. loss_g: only the steps that updated G
+        x, y = step[seen], y[seen]
+        ax.plot(x, y, lw=0.5, alpha=0.4, color="tab:blue")
         window = max(1, len(y) // 50)
         if window > 1:
-            smooth = np.convolve(np.nan_to_num(y), np.ones(window) / window, mode="valid")
-            ax.plot(step[window - 1 :], smooth, lw=1.5, color="tab:blue")
+            smooth = np.convolve(y, np.ones(window) / window, mode="valid")
+            ax.plot(x[window - 1 :], smooth, lw=1.5, color="tab:blue")
         ax.set_ylabel(key, fontsize=8)
         ax.tick_params(labelsize=7)
         if i == 0 and title:

@@ -21,7 +21,8 @@ distributions with disjoint supports JS is stuck at log 2 however far apart
 they are, while W grows with the distance.
 
 Mode coverage on 2-D mixtures (VEEGAN, Srivastava et al. 2017; PacGAN, Lin et
-al. 2018): see ``mode_protocol``. Class coverage for conditional image
+al. 2018): see ``mode_protocol``, the one definition of "modes captured"
+that training, ``gan-train eval`` and the zoo report. Class coverage for conditional image
 generators (predicted labels from a classifier): see ``class_histogram_stats``.
 """
 
@@ -301,13 +302,20 @@ def class_histogram_stats(predicted: np.ndarray, num_classes: int = 10, min_shar
     }
 
 
-def mode_protocol(samples: np.ndarray, means: np.ndarray, std: float, hq_sigmas: float = 3.0) -> dict:
-    """The 2-D mixture protocol of VEEGAN (Srivastava et al. 2017) and PacGAN (Lin et al. 2018).
+STRICT_MIN_SAMPLES = 20  # high-quality samples a mode needs to count in "modes_captured_20"
 
-    Each sample is assigned to its nearest mode (Euclidean). It is *high
-    quality* when that distance is below ``hq_sigmas * std`` (3 standard
-    deviations by default). A mode is *captured* when it is the nearest mode
-    of at least one high-quality sample.
+
+def mode_protocol(samples: np.ndarray, means: np.ndarray, std: float, hq_sigmas: float = 3.0) -> dict:
+    """The mixture protocol of VEEGAN (Srivastava et al. 2017) and PacGAN (Lin et al. 2018).
+
+    Samples (N, D) and mode means (K, D), D = 2 for the 2-D mixtures (any D
+    works). Each sample is assigned to its nearest mode (Euclidean). It is
+    *high quality* when that distance is strictly less than
+    ``hq_sigmas * std`` (3 standard deviations by default): a sample exactly
+    at 3 sigma is not. A mode is *captured* (``modes_captured``) when it is
+    the nearest mode of at least one high-quality sample; the stricter
+    ``modes_captured_20`` counts the modes with at least
+    ``STRICT_MIN_SAMPLES`` = 20 of them.
 
     Reverse KL is KL(generated mode histogram || true mode histogram), the
     true one uniform over the modes. The generated histogram counts
@@ -323,15 +331,15 @@ def mode_protocol(samples: np.ndarray, means: np.ndarray, std: float, hq_sigmas:
     high-quality sample at all the histogram is empty and ``reverse_kl`` is
     ``math.inf``.
 
-    Returns {"samples", "modes_total", "modes_captured",
+    Returns {"samples", "modes_total", "modes_captured", "modes_captured_20",
     "high_quality_fraction", "reverse_kl", "mode_histogram"}.
     """
     x = _finite_array(samples, "samples", ndim=2)
     mu = _finite_array(means, "means", ndim=2)
-    if x.shape[0] == 0 or x.shape[1] != 2:
-        raise ValueError(f"samples must have shape (N, 2) with N >= 1, got {x.shape}")
-    if mu.shape[0] == 0 or mu.shape[1] != 2:
-        raise ValueError(f"means must have shape (K, 2) with K >= 1, got {mu.shape}")
+    if mu.shape[0] == 0 or mu.shape[1] == 0:
+        raise ValueError(f"means must have shape (K, D) with K, D >= 1, got {mu.shape}")
+    if x.shape[0] == 0 or x.shape[1] != mu.shape[1]:
+        raise ValueError(f"samples must have shape (N, {mu.shape[1]}) like the means, with N >= 1, got {x.shape}")
     if not (math.isfinite(std) and std > 0):
         raise ValueError(f"std must be finite and positive, got {std!r}")
     if not (math.isfinite(hq_sigmas) and hq_sigmas > 0):
@@ -346,6 +354,7 @@ def mode_protocol(samples: np.ndarray, means: np.ndarray, std: float, hq_sigmas:
         "samples": int(x.shape[0]),
         "modes_total": int(mu.shape[0]),
         "modes_captured": int(np.count_nonzero(histogram)),
+        "modes_captured_20": int(np.count_nonzero(histogram >= STRICT_MIN_SAMPLES)),
         "high_quality_fraction": float(high_quality.mean()),
         "reverse_kl": reverse_kl,
         "mode_histogram": [int(n) for n in histogram],

@@ -35,11 +35,11 @@ from PIL import Image
 from tqdm import tqdm
 
 from . import ddp, plots
+from .classifier import JUDGE_DATASET, classify, load_classifier
 from .config import TrainConfig
-from .data import Dataset, load_dataset
-from .datasets_extra import dataset_info, subset
+from .data import Dataset, dataset_info, load_dataset, subset
 from .models import count_parameters
-from .variants import Variant, get_variant
+from .variants import VARIANTS, Variant, get_variant
 
 CHECKPOINT_NAME = "checkpoint.pt"
 CHECKPOINT_FORMAT = "gan_training.checkpoint/1"
@@ -93,8 +93,6 @@ def save_grid(images: torch.Tensor, nrow: int, path: Path, pad: int = 2, scale: 
 
 
 def _judge(device: torch.device, dataset: str = "mnist"):
-    from .classifier import JUDGE_DATASET, classify, load_classifier
-
     model = load_classifier(device="cpu", dataset=JUDGE_DATASET.get(dataset, "mnist"))
     return lambda images: classify(images.cpu(), model)
 
@@ -162,6 +160,7 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
         t0 = time.time()
         variant.set_lr_scale(lr_scale(cfg, epoch))
         sums: dict[str, float] = {}
+        counts: dict[str, int] = {}  # e.g. loss_g comes only from steps that update G
         loss_rows: list[dict[str, float]] = []
         if dist_ctx.distributed:
             perm = ddp.epoch_indices(n, epoch, cfg.seed, dist_ctx).to(device)  # this rank's share
@@ -173,13 +172,14 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
             variant.after_step()
             for k, v in step_losses.items():
                 sums[k] = sums.get(k, 0.0) + v
+                counts[k] = counts.get(k, 0) + 1
             loss_rows.append({"step": (epoch - 1) * steps + i + 1, "epoch": epoch, **step_losses})
             bar.update()
             if i % 10 == 0:
                 bar.set_postfix({"epoch": epoch, **{k: f"{v:.3f}" for k, v in step_losses.items()}}, refresh=False)
         train_seconds = time.time() - t0
         elapsed += train_seconds
-        mean_losses = {k: v / steps for k, v in ddp.mean_over_ranks(sums, dist_ctx).items()}
+        mean_losses = {k: v / counts[k] for k, v in ddp.mean_over_ranks(sums, dist_ctx).items()}
         record: dict[str, Any] = {
             "epoch": epoch,
             "steps": epoch * steps,
@@ -227,22 +227,32 @@ def _check_sample_shape(cfg: TrainConfig, variant: Variant, dataset: Dataset) ->
     got = tuple(variant.generate(codes).shape[1:])
     want = tuple(dataset.images.shape[1:])
     if got != want:
+        points = ", ".join(name for name, cls in VARIANTS.items() if cls.supports_points)
         raise ValueError(
             f"variant {cfg.variant!r} generates samples of shape {got} but dataset {cfg.dataset!r} has {want}; "
-            "the variants with MLP nets for point data are: gan, fgan, wgan, wgan-gp, sngan, lsgan, ebgan, vaegan, bigan"
+            f"the variants with MLP nets for point data are: {points}"
         )
 
 
 def _headline(evaluation: dict[str, Any]) -> str:
-    if "headline" in evaluation:
-        return evaluation["headline"]
+    if "modes_total" in evaluation:
+        if "modes_captured" not in evaluation:
+            return f"no mode judged: finite samples {evaluation['finite']}"
+        return (
+            f"modes captured {evaluation['modes_captured']}/{evaluation['modes_total']} "
+            f"({evaluation['modes_captured_20']} with >= 20 samples), "
+            f"high-quality samples {evaluation['high_quality_fraction']:.3f}"
+        )
     if "matched_accuracy" in evaluation:
         return (
             f"accuracy {evaluation['matched_accuracy']:.3f}, worst digit {evaluation['worst_digit']} "
             f"at {evaluation['worst_digit_accuracy']:.3f}"
         )
     if "accuracy" in evaluation:
-        return f"accuracy {evaluation['accuracy']:.3f}, worst digit {evaluation['worst_digit']} at {evaluation['worst_digit_accuracy']:.3f}"
+        return (
+            f"accuracy {evaluation['accuracy']:.3f}, worst digit {evaluation['worst_digit']} "
+            f"at {evaluation['worst_digit_accuracy']:.3f}"
+        )
     return f"classes covered {evaluation.get('classes_covered')}, histogram {evaluation.get('histogram')}"
 
 

@@ -21,6 +21,9 @@ import numpy as np
 from gan_contract.images import make_grid, to_uint8
 from gan_contract.manifest import load_manifest
 
+from .data import dataset_info, toy_modes
+from .evaluation import _feeds, _run
+
 # Published figures, quoted with their sources (see docs/model-zoo.md for
 # how their protocols differ from ours).
 PUBLISHED_TOY = [
@@ -71,11 +74,8 @@ def seeds_summary(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 def sample_grid(model_dir: Path, out: Path, seed: int = 0) -> None:
     """An 8x8 grid (images) or a 2,500-point scatter over the modes (2-D)."""
-    import onnxruntime as ort  # optional: only the zoo's grids need it
+    import onnxruntime as ort  # only drawing the zoo page needs the ONNX runtime
     from PIL import Image, ImageDraw
-
-    from .datasets_extra import dataset_info, toy_modes
-    from .evaluation import _feeds, _run
 
     manifest = load_manifest(model_dir)
     session = ort.InferenceSession(str(model_dir / manifest.files["onnx"].path), providers=["CPUExecutionProvider"])

@@ -1,89 +1,239 @@
-"""The base GAN variant: nets, optimisers and the standard two-step update.
+"""The base GAN variant: nets, optimisers and the standard adversarial step.
 
 A variant is everything that differs between GANs: which networks, which
 latent codes, which losses, which update rule. The trainer (trainer.py) owns
 everything else (data, epochs, checkpoints, sample grids, metrics) and calls
-only the methods defined here, so a new variant is a small file that
-overrides what differs (see dcgan.py, cgan.py, infogan.py) and registers
-itself with ``@register``.
+only the methods defined here.
+
+``Variant`` itself is a whole GAN: DCGAN's convolutional nets on images (MLPs
+on point data), the non-saturating loss, Adam, and Goodfellow et al.'s
+Algorithm 1 with k = ``cfg.d_steps`` D updates per G update. A variant is a
+small file that overrides only what differs and registers itself with
+``@register``:
+
+* the loss: ``loss_names`` (names in ``losses.LOSSES``; ``loss_option``
+  names the config field that picks one), or ``adversarial_loss``;
+* D's loss and G's loss on a batch: ``d_penalty`` (an extra term of D's
+  loss), ``d_loss`` and ``g_loss`` (the whole objectives), ``after_d_step``
+  (e.g. weight clipping);
+* the nets: ``d_norm``, ``d_spectral``, ``d_features``,
+  ``discriminator_config``, ``generator_config``; more nets and optimisers:
+  ``build_extra_nets``, ``build_optimizers``, ``d_param_groups``;
+* the codes: ``sample_codes``, and what D is told about a sample's class:
+  ``discriminate``, ``fake_label``;
+* the generator side of the step when it is more than one update:
+  ``update_g``;
+* what export asks of a variant: ``conditioning``, ``has_encoder``,
+  ``manifest_hyperparameters``, ``manifest_conditioning``.
 """
 
 from __future__ import annotations
 
-import copy
 from dataclasses import replace
 from typing import Any, Callable, ClassVar
 
 import numpy as np
 import torch
+import torch.nn as nn
+from torch.optim.swa_utils import AveragedModel
 
 from .. import losses
 from ..config import TrainConfig
-from ..data import Dataset
-from ..evaluation import class_histogram, confusion_matrix, score_mapping
-from ..models import (
-    DiscriminatorConfig,
-    GeneratorConfig,
-    build_discriminator,
-    build_generator,
-    init_weights,
-)
+from ..data import Dataset, DatasetInfo, dataset_info
+from ..evaluation import confusion_matrix, mode_coverage, score_mapping
+from ..models import GeneratorConfig, NetConfig, build_generator, build_net
+from ..quality import class_histogram_stats
 
 Codes = dict[str, torch.Tensor]  # generator keyword arguments, e.g. {"z": (B, 100)}
 Judge = Callable[[torch.Tensor], torch.Tensor]  # images (N,1,28,28) in [-1,1] -> digits (N,)
+Logged = dict[str, float]  # what a step reports: losses and other numbers, by name
 
 # Offsets from the run seed for the fixed code batches, so that drawing them
 # never consumes the training stream.
 _GRID_SEED_OFFSET = 1_000_003
 _EVAL_SEED_OFFSET = 2_000_003
+POINT_SAMPLES = 2_500  # PacGAN evaluates mode coverage on 2,500 samples
+POINT_PLOT_SAMPLES = 2_000
+
+# Values for the TrainConfig fields left at None. A variant's ``defaults``
+# override them, and on point data its ``point_defaults`` override both.
+_DEFAULTS: dict[str, Any] = {"z_dim": 100, "lr_g": 2e-4, "lr_d": 2e-4, "d_steps": 1}
+_POINT_DEFAULTS: dict[str, Any] = {"z_dim": 2, "mlp_hidden": 128}  # as in PacGAN
+_IMAGE_MLP_DEFAULTS: dict[str, Any] = {"mlp_hidden": 512}
 
 
 class Variant:
     name: ClassVar[str] = ""
-    conditioning: ClassVar[str] = "none"  # the manifest's conditioning kind
-    # Values for the TrainConfig fields left at None.
-    defaults: ClassVar[dict[str, Any]] = {"z_dim": 100, "lr_g": 2e-4, "lr_d": 2e-4}
+    defaults: ClassVar[dict[str, Any]] = {}
+    point_defaults: ClassVar[dict[str, Any]] = {}
+
+    # The adversarial loss: the first of loss_names, or the one that the
+    # TrainConfig field loss_option (e.g. "g_loss") names among them.
+    loss_names: ClassVar[tuple[str, ...]] = ("nonsaturating",)
+    loss_option: ClassVar[str] = ""
+
+    # The nets: convolutional on 28x28 images; MLPs on point data (ring8,
+    # grid25, gaussian1d; samples (N, 1, D, 1)) unless supports_points is off,
+    # and on images too with mlp_on_images (the gan variant).
+    supports_points: ClassVar[bool] = True
+    mlp_on_images: ClassVar[bool] = False
+    d_norm: ClassVar[str] = "batch"  # the convolutional D's normalisation: batch | layer | none
+    d_spectral: ClassVar[bool] = False  # spectral normalisation on every weight of D
+    d_features: ClassVar[bool] = False  # D also returns its last hidden layer
+    # The nets the DDP wrapper wraps (ddp.py), and whether some of their
+    # parameters may get no gradient in a backward.
+    ddp_modules: ClassVar[tuple[str, ...]] = ("G", "D")
+    ddp_find_unused: ClassVar[bool] = False
+
+    # What export asks: the manifest's conditioning kind, whether there is an
+    # encoder to ship (encoder.onnx), and the config fields to record.
+    conditioning: ClassVar[str] = "none"
+    has_encoder: ClassVar[bool] = False
+    manifest_hyperparameters: ClassVar[tuple[str, ...]] = ()
+
     # An exponential moving average of G's weights (cfg.g_ema > 0), which is
     # what generate() samples from and what gets exported.
-    G_ema: torch.nn.Module | None = None
-    ema_updates: int = 0
+    G_ema: AveragedModel | None = None
 
     @classmethod
     def resolve(cls, cfg: TrainConfig) -> TrainConfig:
-        """``cfg`` with this variant's defaults filled in."""
-        return replace(cfg, **{k: v for k, v in cls.defaults.items() if getattr(cfg, k) is None})
+        """``cfg`` with this variant's defaults filled in, checked."""
+        points = dataset_info(cfg.dataset).is_points and cls.supports_points
+        values = {**_DEFAULTS, **(_POINT_DEFAULTS if points else _IMAGE_MLP_DEFAULTS if cls.mlp_on_images else {})}
+        values.update(cls.defaults)
+        if points:
+            values.update(cls.point_defaults)
+        cfg = replace(cfg, **{k: v for k, v in values.items() if getattr(cfg, k) is None})
+        if cfg.d_steps < 1:
+            raise ValueError(f"d_steps must be >= 1, got {cfg.d_steps}")
+        try:
+            cls.adversarial_loss(cfg)
+        except ValueError as exc:  # an unknown loss name: say which variant, and which names it knows
+            option = f" (--{cls.loss_option.replace('_', '-')})" if cls.loss_option else ""
+            raise ValueError(f"{cls.name}{option}: {exc}") from None
+        return cfg
 
     def __init__(self, cfg: TrainConfig, device: torch.device) -> None:
         self.cfg = cfg
         self.device = device
+        self.info: DatasetInfo = dataset_info(cfg.dataset)
+        self.objective = self.adversarial_loss(cfg)
+        self.step_count = 0  # D updates so far; G updates after every d_steps-th
         self.g_config = self.generator_config()
         self.d_config = self.discriminator_config()
         self.G = build_generator(self.g_config).to(device)
-        self.D = build_discriminator(self.d_config).to(device)
-        init_weights(self.G)
-        init_weights(self.D)
-        betas = (cfg.beta1, cfg.beta2)
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=cfg.lr_g, betas=betas)
-        self.opt_d = torch.optim.Adam(self.d_param_groups(), lr=cfg.lr_d, betas=betas)
+        self.D = build_net(self.d_config).to(device)
+        self.nets: dict[str, nn.Module] = {"generator": self.G, "discriminator": self.D}
+        self.net_configs: dict[str, NetConfig] = {"discriminator": self.d_config}
+        self.build_extra_nets()
+        self.optimizers: dict[str, torch.optim.Optimizer] = self.build_optimizers()
+        self.opt_g, self.opt_d = self.optimizers["opt_g"], self.optimizers["opt_d"]
         if cfg.g_ema:
-            self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+            self.G_ema = AveragedModel(self.G, multi_avg_fn=ema_with_warmup(cfg.g_ema), use_buffers=True)
+            self.G_ema.eval().requires_grad_(False)
+            self.G_ema.update_parameters(self.G)  # the average starts as G's initial weights
 
     # ------------------------------------------------------------------
-    # What a variant usually overrides
+    # The loss
+
+    @classmethod
+    def loss_name(cls, cfg: TrainConfig) -> str:
+        return getattr(cfg, cls.loss_option) if cls.loss_option else cls.loss_names[0]
+
+    @classmethod
+    def adversarial_loss(cls, cfg: TrainConfig) -> losses.AdversarialLoss:
+        """What D and G minimise, as functions of D's outputs."""
+        return losses.get_loss(cls.loss_name(cfg), known=cls.loss_names)
+
+    # ------------------------------------------------------------------
+    # The nets
+
+    @property
+    def points(self) -> bool:
+        return self.info.is_points
+
+    @property
+    def mlp(self) -> bool:
+        return (self.points and self.supports_points) or self.mlp_on_images
+
+    def mlp_layers(self) -> int:
+        return 3 if self.points else 2
 
     def generator_config(self) -> GeneratorConfig:
+        cfg = self.cfg
+        if not self.mlp:
+            return GeneratorConfig(
+                conditioning=self.conditioning, z_dim=cfg.z_dim, width=cfg.width, hidden=cfg.g_hidden
+            )
         return GeneratorConfig(
-            conditioning=self.conditioning, z_dim=self.cfg.z_dim, width=self.cfg.width, hidden=self.cfg.g_hidden
+            conditioning=self.conditioning,
+            z_dim=cfg.z_dim,
+            arch="mlp",
+            out_shape=tuple(self.info.sample_shape),
+            out_activation="linear" if self.points else "tanh",
+            mlp_hidden=cfg.mlp_hidden,
+            mlp_layers=self.mlp_layers(),
         )
 
-    def discriminator_config(self) -> DiscriminatorConfig:
-        return DiscriminatorConfig(conditioning=self.conditioning, width=self.cfg.width)
+    def discriminator_config(self) -> NetConfig:
+        """A convolutional D on images; an MLP on points, without
+        normalisation (BatchNorm on 2-D points hurts)."""
+        if self.mlp:
+            return NetConfig(
+                "mlp_discriminator",
+                {
+                    "in_shape": tuple(self.info.sample_shape),
+                    "hidden": self.cfg.mlp_hidden,
+                    "layers": self.mlp_layers(),
+                    "spectral": self.d_spectral,
+                    "features": self.d_features,
+                },
+            )
+        return NetConfig(
+            "conv_discriminator",
+            {"width": self.cfg.width, "norm": self.d_norm, "spectral": self.d_spectral, "features": self.d_features},
+        )
+
+    def encoder_config(self, out_dim: int) -> NetConfig:
+        """An encoder x -> (N, out_dim) for this data."""
+        if self.mlp:
+            params = {
+                "in_shape": tuple(self.info.sample_shape),
+                "hidden": self.cfg.mlp_hidden,
+                "layers": self.mlp_layers(),
+                "out_dim": out_dim,
+            }
+            return NetConfig("mlp_encoder", params)
+        return NetConfig("conv_encoder", {"width": self.cfg.width, "out_dim": out_dim})
+
+    def add_net(self, name: str, config: NetConfig) -> nn.Module:
+        """Build a net that the checkpoint saves under ``name`` with its config."""
+        net = build_net(config).to(self.device)
+        self.nets[name] = net
+        self.net_configs[name] = config
+        return net
+
+    def build_extra_nets(self) -> None:
+        """Add nets beyond G and D (``self.add_net``)."""
+
+    def adam(self, params, lr: float) -> torch.optim.Optimizer:
+        return torch.optim.Adam(params, lr=lr, betas=(self.cfg.beta1, self.cfg.beta2))
 
     def d_param_groups(self) -> list[dict[str, Any]]:
         return [{"params": list(self.D.parameters())}]
 
+    def build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """Optimisers by name; "opt_g" and "opt_d" are the ones train_step steps."""
+        return {
+            "opt_g": self.adam(self.G.parameters(), self.cfg.lr_g),
+            "opt_d": self.adam(self.d_param_groups(), self.cfg.lr_d),
+        }
+
     def setup(self, dataset: Dataset) -> None:
         """Called once with the training data before the first step."""
+
+    # ------------------------------------------------------------------
+    # Codes and what D is told about them
 
     def sample_codes(self, n: int, generator: torch.Generator | None = None) -> Codes:
         """Generator inputs for ``n`` samples, drawn from the prior."""
@@ -98,63 +248,113 @@ class Variant:
         """What the discriminator is told about a fake's class, if anything."""
         return None
 
-    def train_step(self, real: torch.Tensor, label: torch.Tensor) -> dict[str, float]:
-        b = real.shape[0]
-        codes = self.sample_codes(b)
-        fake = self.G(**codes)  # (B, 1, 28, 28)
-        fake_label = self.fake_label(codes)
+    # ------------------------------------------------------------------
+    # The update (Goodfellow et al. 2014, Algorithm 1)
 
-        # (1) Update D: maximise log D(x) + log(1 - D(G(z)))
-        loss_d = losses.d_loss_bce(self.discriminate(real, label), self.discriminate(fake.detach(), fake_label))
-        optimizer_step(self.opt_d, loss_d)
+    def train_step(self, real: torch.Tensor, label: torch.Tensor) -> Logged:
+        """One D update on the loop's batch ``real`` (B, *sample_shape) and,
+        after every ``cfg.d_steps``-th, one G update: k = d_steps D updates
+        per G update, each on a fresh real batch and fresh noise."""
+        logged = self.update_d(real, label)
+        self.step_count += 1
+        if self.step_count % self.cfg.d_steps == 0:
+            logged.update(self.update_g(real, label))
+        return logged
 
-        # (2) Update G: maximise log D(G(z))
-        loss_g = losses.g_loss_nonsaturating(self.discriminate(fake, fake_label))
-        optimizer_step(self.opt_g, loss_g)
-        return {"loss_d": loss_d.item(), "loss_g": loss_g.item()}
+    def update_d(self, real: torch.Tensor, label: torch.Tensor) -> Logged:
+        # (1) Update D: maximize log D(x) + log(1 - D(G(z))), z fresh noise
+        #     (for the BCE loss; in general, minimise d_loss)
+        codes = self.sample_codes(real.shape[0])
+        with torch.no_grad():  # D's update needs no graph through G
+            fake = self.G(**codes)  # (B, *sample_shape)
+        errD, logged = self.d_loss(real, label, fake, codes)
+        optimizer_step(self.opt_d, errD)
+        self.after_d_step()
+        return {"loss_d": errD.item(), **logged}
+
+    def update_g(self, real: torch.Tensor, label: torch.Tensor) -> Logged:
+        # (2) Update G: maximize log D(G(z)), z fresh noise
+        #     (for the non-saturating loss; in general, minimise g_loss)
+        codes = self.sample_codes(real.shape[0])
+        errG, logged = self.g_loss(real, label, self.G(**codes), codes)
+        optimizer_step(self.opt_g, errG)
+        return {"loss_g": errG.item(), **logged}
+
+    def d_loss(
+        self, real: torch.Tensor, label: torch.Tensor, fake: torch.Tensor, codes: Codes
+    ) -> tuple[torch.Tensor, Logged]:
+        """What D minimises on a real batch and a batch of fakes made from
+        ``codes``, and anything else to log."""
+        output_real = self.discriminate(real, label)  # (B,)
+        output_fake = self.discriminate(fake, self.fake_label(codes))  # (B,)
+        errD = self.objective.d(output_real, output_fake)
+        penalty = self.d_penalty(real, fake)
+        if penalty is None:
+            return errD, {}
+        return errD + penalty, {"penalty": penalty.item()}
+
+    def d_penalty(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor | None:
+        """An extra term of D's loss (WGAN-GP's gradient penalty)."""
+        return None
+
+    def after_d_step(self) -> None:
+        """Called after each D update (WGAN's weight clipping)."""
+
+    def g_loss(
+        self, real: torch.Tensor, label: torch.Tensor, fake: torch.Tensor, codes: Codes
+    ) -> tuple[torch.Tensor, Logged]:
+        """What G minimises on fakes made from ``codes`` (``real``: the
+        step's real batch, for variants whose G loss needs it)."""
+        return self.objective.g(self.discriminate(fake, self.fake_label(codes))), {}
+
+    # ------------------------------------------------------------------
+    # Trainer hooks
 
     def set_lr_scale(self, scale: float) -> None:
         """Scale every optimiser's learning rates to ``scale`` x their initial values."""
-        for opt in vars(self).values():
-            if isinstance(opt, torch.optim.Optimizer):
-                for group in opt.param_groups:
-                    group.setdefault("initial_lr", group["lr"])
-                    group["lr"] = group["initial_lr"] * scale
+        for opt in self.optimizers.values():  # all of them, however a variant names them (VAE-GAN's opt_e)
+            for group in opt.param_groups:
+                group.setdefault("initial_lr", group["lr"])
+                group["lr"] = group["initial_lr"] * scale
 
     @torch.no_grad()
     def after_step(self) -> None:
         """Called by the trainer after every train_step.
 
-        Averaging G's weights over the last few hundred steps smooths out the
-        oscillation of adversarial training (Yazici et al., 2019), so the
+        Averaging G's weights over its last few hundred updates smooths out
+        the oscillation of adversarial training (Yazici et al., 2019), so the
         exported generator does not depend on where in a swing training
-        stopped. BatchNorm running statistics are averaged the same way.
+        stopped. BatchNorm running statistics are averaged the same way. The
+        average takes G in once per G update, not per step: with
+        ``d_steps`` = 5 only every fifth step changes G.
         """
-        if self.G_ema is None:
+        if self.G_ema is None or self.step_count % self.cfg.d_steps:
             return
-        self.ema_updates += 1
-        # Short memory at first, so the average does not drag in the
-        # untrained initial weights.
-        decay = min(self.cfg.g_ema, (1 + self.ema_updates) / (10 + self.ema_updates))
-        ema_state = self.G_ema.state_dict()
-        for name, value in self.G.state_dict().items():
-            if value.is_floating_point():
-                ema_state[name].lerp_(value, 1.0 - decay)
-            else:
-                ema_state[name].copy_(value)
+        self.G_ema.update_parameters(self.G)
+
+    @property
+    def ema_updates(self) -> int:
+        """G updates the weight average has taken in."""
+        return int(self.G_ema.n_averaged) - 1 if self.G_ema is not None else 0
 
     def grid_codes(self) -> tuple[Codes, int]:
-        """The fixed codes of the per-epoch sample grid, and its row length."""
+        """The fixed codes of the per-epoch sample grid, and its row length
+        (0 for point data: a scatter plot of that many samples)."""
         gen = torch.Generator().manual_seed(self.cfg.seed + _GRID_SEED_OFFSET)
+        if self.points:
+            return self.sample_codes(POINT_PLOT_SAMPLES, gen), 0
         return self.sample_codes(64, gen), 8
 
     @torch.no_grad()
     def evaluate(self, judge: Judge) -> dict[str, Any]:
-        """Judge samples with the project classifier. Unconditional: how the
-        samples spread over the ten digits."""
+        """Unconditional: how the samples spread over the classes (judged by
+        the project classifier); on point data, PacGAN's mode coverage."""
         gen = torch.Generator().manual_seed(self.cfg.seed + _EVAL_SEED_OFFSET)
+        if self.points:
+            samples = self.generate(self.sample_codes(POINT_SAMPLES, gen)).flatten(1).cpu().numpy()
+            return mode_coverage(self.cfg.dataset, samples)
         codes = self.sample_codes(10 * self.cfg.eval_samples_per_class, gen)
-        return class_histogram(judge(self.generate(codes)).cpu().numpy())
+        return class_histogram_stats(judge(self.generate(codes)).cpu().numpy())
 
     # ------------------------------------------------------------------
     # Shared machinery
@@ -174,26 +374,42 @@ class Variant:
         return torch.cat(parts)
 
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "generator": self.G.state_dict(),
-            "discriminator": self.D.state_dict(),
-            "opt_g": self.opt_g.state_dict(),
-            "opt_d": self.opt_d.state_dict(),
-            **(
-                {"generator_ema": self.G_ema.state_dict(), "ema_updates": self.ema_updates}
-                if self.G_ema is not None
-                else {}
-            ),
-        }
+        state: dict[str, Any] = {name: net.state_dict() for name, net in self.nets.items()}
+        state.update({name: opt.state_dict() for name, opt in self.optimizers.items()})
+        state["step_count"] = self.step_count
+        if self.has_encoder:  # what export rebuilds encoder.onnx from
+            state["encoder_config"] = self.net_configs["encoder"].to_dict()
+            state["encoder_z_dim"] = self.cfg.z_dim
+        if self.G_ema is not None:
+            state["generator_ema"] = self.G_ema.module.state_dict()  # a generator's own keys: export loads it as G
+            state["ema_updates"] = self.ema_updates
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.G.load_state_dict(state["generator"])
-        self.D.load_state_dict(state["discriminator"])
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
+        for name, net in self.nets.items():
+            net.load_state_dict(state[name])
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(state[name])
+        self.step_count = int(state.get("step_count", 0))
         if self.G_ema is not None:
-            self.G_ema.load_state_dict(state["generator_ema"])
-            self.ema_updates = int(state["ema_updates"])
+            self.G_ema.module.load_state_dict(state["generator_ema"])
+            self.G_ema.n_averaged.fill_(int(state["ema_updates"]) + 1)
+
+    # ------------------------------------------------------------------
+    # What export asks (from the checkpoint alone: class methods)
+
+    @classmethod
+    def manifest_conditioning(
+        cls, cfg: TrainConfig, g_config: GeneratorConfig, evaluation: dict[str, Any], class_names: tuple[str, ...]
+    ) -> dict[str, Any]:
+        """Keyword arguments of the manifest's ``gan_contract.manifest.Conditioning``.
+        ``evaluation``: the checkpoint's last evaluation; ``class_names``: the dataset's."""
+        return {"kind": cls.conditioning}
+
+    @classmethod
+    def manifest_training(cls, cfg: TrainConfig) -> dict[str, Any]:
+        """This variant's entries in the manifest's training record."""
+        return {"d_steps": cfg.d_steps, **{k: getattr(cfg, k) for k in cls.manifest_hyperparameters}}
 
 
 class ConditionalMixin:
@@ -228,6 +444,25 @@ class ConditionalMixin:
         return result
 
 
+def ema_with_warmup(decay: float):
+    """AveragedModel's ``multi_avg_fn``: torch's ``get_ema_multi_avg_fn(decay)``
+    with a short memory at first, min(decay, (1 + n) / (10 + n)) at the n-th
+    update, so the average does not drag in the untrained initial weights.
+    Integer buffers (BatchNorm's counters) are copied."""
+
+    @torch.no_grad()
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], num_averaged: torch.Tensor) -> None:
+        n = int(num_averaged)  # the initial copy counts as one
+        d = min(decay, (1 + n) / (10 + n))
+        for a, c in zip(averaged, current):
+            if a.is_floating_point():
+                a.lerp_(c, 1.0 - d)
+            else:
+                a.copy_(c)
+
+    return update
+
+
 def optimizer_step(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
     """zero_grad, backward, step: one line per update in train_step."""
     opt.zero_grad(set_to_none=True)
@@ -253,4 +488,3 @@ def get_variant(name: str) -> type[Variant]:
         return VARIANTS[name]
     except KeyError:
         raise ValueError(f"unknown variant {name!r}; known: {', '.join(sorted(VARIANTS))}") from None
-

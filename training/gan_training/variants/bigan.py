@@ -17,19 +17,18 @@ import itertools
 
 import torch
 
-from .. import losses
-from ..nets_extra import NetConfig
-from .base import optimizer_step, register
-from .common import ExtVariant
+from ..models import NetConfig
+from .base import Codes, Logged, Variant, register
 
 
 @register
-class BiGAN(ExtVariant):
+class BiGAN(Variant):
     name = "bigan"
     ddp_modules = ("G", "D", "E")
+    has_encoder = True
     joint_hidden_images = 512
 
-    def discriminator_net_config(self, **_) -> NetConfig:
+    def discriminator_config(self) -> NetConfig:
         return NetConfig(
             "joint_discriminator",
             {
@@ -42,20 +41,7 @@ class BiGAN(ExtVariant):
         )
 
     def build_extra_nets(self) -> None:
-        z = self.cfg.z_dim
-        if self.mlp:
-            config = NetConfig(
-                "mlp_encoder",
-                {
-                    "in_shape": tuple(self.info.sample_shape),
-                    "hidden": self.cfg.mlp_hidden,
-                    "layers": self.mlp_layers(),
-                    "out_dim": z,
-                },
-            )
-        else:
-            config = NetConfig("conv_encoder", {"width": self.cfg.width, "out_dim": z})
-        self.E = self.add_net("encoder", config)
+        self.E = self.add_net("encoder", self.encoder_config(self.cfg.z_dim))
 
     def build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {
@@ -63,16 +49,16 @@ class BiGAN(ExtVariant):
             "opt_d": self.adam(self.D.parameters(), self.cfg.lr_d),
         }
 
-    def train_step(self, real: torch.Tensor, label: torch.Tensor) -> dict[str, float]:
-        z = self.sample_codes(real.shape[0])["z"]
-        fake = self.G(z)
-        z_real = self.E(real)
+    def d_loss(
+        self, real: torch.Tensor, label: torch.Tensor, fake: torch.Tensor, codes: Codes
+    ) -> tuple[torch.Tensor, Logged]:
+        # (x, E(x)) real, (G(z), z) fake
+        with torch.no_grad():
+            z_real = self.E(real)
+        return self.objective.d(self.D(real, z_real), self.D(fake, codes["z"])), {}
 
-        # (1) D: (x, E(x)) real, (G(z), z) fake
-        loss_d = losses.d_loss_bce(self.D(real, z_real.detach()), self.D(fake.detach(), z))
-        optimizer_step(self.opt_d, loss_d)
-
-        # (2) E and G: the same game with the labels swapped
-        loss_eg = losses.d_loss_bce(self.D(fake, z), self.D(real, z_real))
-        optimizer_step(self.opt_g, loss_eg)
-        return {"loss_d": loss_d.item(), "loss_g": loss_eg.item()}
+    def g_loss(
+        self, real: torch.Tensor, label: torch.Tensor, fake: torch.Tensor, codes: Codes
+    ) -> tuple[torch.Tensor, Logged]:
+        # E and G: the same game with the labels swapped
+        return self.objective.d(self.D(fake, codes["z"]), self.D(real, self.E(real))), {}

@@ -6,8 +6,12 @@ real example *of that label*. Fakes get uniformly drawn labels.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
+from ..config import TrainConfig
+from ..models import GeneratorConfig, NetConfig
 from .base import Codes, ConditionalMixin, Variant, register
 
 
@@ -15,6 +19,10 @@ from .base import Codes, ConditionalMixin, Variant, register
 class CGAN(ConditionalMixin, Variant):
     name = "cgan"
     conditioning = "class"
+    supports_points = False  # the conditional generator draws images
+
+    def discriminator_config(self) -> NetConfig:
+        return NetConfig("projection_discriminator", {"width": self.cfg.width})
 
     def sample_codes(self, n: int, generator: torch.Generator | None = None) -> Codes:
         z = torch.randn(n, self.cfg.z_dim, generator=generator)
@@ -33,3 +41,9 @@ class CGAN(ConditionalMixin, Variant):
             "z": codes["z"].repeat(num_digits, 1),  # (D * n, z_dim)
             "label": torch.arange(num_digits, device=self.device).repeat_interleave(n),  # (D * n,)
         }
+
+    @classmethod
+    def manifest_conditioning(
+        cls, cfg: TrainConfig, g_config: GeneratorConfig, evaluation: dict[str, Any], class_names: tuple[str, ...]
+    ) -> dict[str, Any]:
+        return {"kind": "class", "class_names": class_names[: g_config.num_classes]}

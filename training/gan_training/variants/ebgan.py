@@ -17,19 +17,19 @@ from __future__ import annotations
 import torch
 
 from .. import losses
-from ..nets_extra import NetConfig
-from .base import optimizer_step, register
-from .common import ExtVariant
+from ..models import NetConfig
+from .base import Codes, Logged, Variant, register
 
 
 @register
-class EBGAN(ExtVariant):
+class EBGAN(Variant):
     name = "ebgan"
     defaults = {"margin": 1.0}
     code_dim_images = 32
     code_dim_points = 2
+    manifest_hyperparameters = ("margin", "pt_weight")
 
-    def discriminator_net_config(self, **_) -> NetConfig:
+    def discriminator_config(self) -> NetConfig:
         if self.points:
             return NetConfig(
                 "mlp_autoencoder",
@@ -43,32 +43,25 @@ class EBGAN(ExtVariant):
         return NetConfig("conv_autoencoder", {"width": self.cfg.width, "code_dim": self.code_dim_images})
 
     def energy(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-sample energies (B,) and the autoencoder's codes (B, code_dim)."""
         reconstruction, code = self.D(x)
         return losses.energy_mse(x, reconstruction), code
 
-    def train_step(self, real: torch.Tensor, label: torch.Tensor) -> dict[str, float]:
-        codes = self.sample_codes(real.shape[0])
-        fake = self.G(**codes)
-
-        # (1) D: low energy on real data, at least m on fakes
+    def d_loss(
+        self, real: torch.Tensor, label: torch.Tensor, fake: torch.Tensor, codes: Codes
+    ) -> tuple[torch.Tensor, Logged]:
+        # Low energy on real data, at least m on fakes
         e_real, _ = self.energy(real)
-        e_fake, _ = self.energy(fake.detach())
-        loss_d = losses.d_loss_ebgan(e_real, e_fake, self.cfg.margin)
-        optimizer_step(self.opt_d, loss_d)
+        e_fake, _ = self.energy(fake)
+        logged = {"energy_real": e_real.mean().item(), "energy_fake": e_fake.mean().item()}
+        return losses.d_loss_ebgan(e_real, e_fake, self.cfg.margin), logged
 
-        # (2) G: low energy on its samples (+ pulling-away term)
+    def g_loss(
+        self, real: torch.Tensor, label: torch.Tensor, fake: torch.Tensor, codes: Codes
+    ) -> tuple[torch.Tensor, Logged]:
+        # Low energy on G's samples (+ pulling-away term)
         e_g, code = self.energy(fake)
-        loss_g = e_g.mean()
-        metrics = {}
-        if self.cfg.pt_weight > 0:
-            pt = losses.pulling_away(code)
-            loss_g = loss_g + self.cfg.pt_weight * pt
-            metrics["pulling_away"] = pt.item()
-        optimizer_step(self.opt_g, loss_g)
-        return {
-            "loss_d": loss_d.item(),
-            "loss_g": loss_g.item(),
-            "energy_real": e_real.mean().item(),
-            "energy_fake": e_fake.mean().item(),
-            **metrics,
-        }
+        if self.cfg.pt_weight <= 0:
+            return e_g.mean(), {}
+        pt = losses.pulling_away(code)
+        return e_g.mean() + self.cfg.pt_weight * pt, {"pulling_away": pt.item()}

@@ -14,22 +14,13 @@ rather than the paper's SGD with momentum.
 
 from __future__ import annotations
 
-import torch
-
-from .. import losses
-from .base import register
-from .common import AdversarialVariant
+from .base import Variant, register
 
 
 @register
-class GAN(AdversarialVariant):
+class GAN(Variant):
     name = "gan"
     mlp_on_images = True
-
-    def d_loss(self, real_out: torch.Tensor, fake_out: torch.Tensor) -> torch.Tensor:
-        return losses.d_loss_bce(real_out, fake_out)
-
-    def g_loss(self, fake_out: torch.Tensor) -> torch.Tensor:
-        if self.cfg.g_loss == "minimax":
-            return losses.g_loss_minimax(fake_out)
-        return losses.g_loss_nonsaturating(fake_out)
+    loss_names = ("nonsaturating", "minimax")
+    loss_option = "g_loss"
+    manifest_hyperparameters = ("g_loss",)

@@ -36,16 +36,18 @@ import torch
 import torch.nn.functional as F
 
 from .. import losses
+from ..config import TrainConfig
 from ..data import Dataset, labelled_subset, random_affine
 from ..evaluation import match_categories, score_mapping
-from ..models import InfoOutput
-from .base import Codes, ConditionalMixin, Variant, optimizer_step, register
+from ..models import GeneratorConfig, InfoOutput, NetConfig
+from .base import Codes, ConditionalMixin, Logged, Variant, register
 
 
 @register
 class InfoGAN(ConditionalMixin, Variant):
     name = "infogan"
     conditioning = "infogan"
+    supports_points = False  # the codes are read off images
     num_categories = 10
     num_continuous = 2
     continuous_range = (-1.0, 1.0)
@@ -61,6 +63,12 @@ class InfoGAN(ConditionalMixin, Variant):
     @property
     def semi_supervised(self) -> bool:
         return self.cfg.labelled_fraction > 0
+
+    def discriminator_config(self) -> NetConfig:
+        return NetConfig(
+            "info_discriminator",
+            {"width": self.cfg.width, "num_categories": self.num_categories, "num_continuous": self.num_continuous},
+        )
 
     def d_param_groups(self) -> list[dict[str, Any]]:
         # Q gets its own learning rate; D's body learns from both objectives.
@@ -98,17 +106,15 @@ class InfoGAN(ConditionalMixin, Variant):
         cont = losses.gaussian_nll(out.cont_mean, logvar, codes["continuous"])
         return cat, cont
 
-    def train_step(self, real: torch.Tensor, label: torch.Tensor) -> dict[str, float]:
+    def d_loss(
+        self, real: torch.Tensor, label: torch.Tensor, fake: torch.Tensor, codes: Codes
+    ) -> tuple[torch.Tensor, Logged]:
+        # D and Q: maximise log D(x) + log(1 - D(G(z, c))) and log Q(c | G(z, c));
+        # semi-supervised also log Q(y | x) on the labelled real digits. The
+        # labelled batch rides along in the real forward pass only for Q:
+        # letting D see those few images as extra reals would make it memorise them.
         cfg = self.cfg
         b = real.shape[0]
-        codes = self.sample_codes(b)
-        fake = self.G(**codes)  # (B, 1, 28, 28)
-
-        # (1) Update D and Q: maximise log D(x) + log(1 - D(G(z, c))) and
-        #     log Q(c | G(z, c)); semi-supervised also log Q(y | x) on the
-        #     labelled real digits. The labelled batch rides along in the real
-        #     forward pass only for Q: letting D see those few images as extra
-        #     reals would make it memorise them.
         x = real
         if self.semi_supervised:
             pick = torch.randint(len(self.labelled_y), (max(1, b // 2),), device=self.device)
@@ -117,30 +123,26 @@ class InfoGAN(ConditionalMixin, Variant):
                 x_lab = random_affine(x_lab)
             x = torch.cat([real, x_lab])  # (B + B/2, 1, 28, 28)
         out_real = self.D(x)
-        out_fake = self.D(fake.detach(), q_detached=not cfg.q_trains_body)
-        loss_d = losses.d_loss_bce(out_real.logit[:b], out_fake.logit)
+        out_fake = self.D(fake, q_detached=not cfg.q_trains_body)
+        errD = self.objective.d(out_real.logit[:b], out_fake.logit)
         q_cat, q_cont = self.info_loss(out_fake, codes)
-        total = loss_d + cfg.q_fake_cat_weight * cfg.lambda_cat * q_cat + cfg.lambda_cont * q_cont
-        metrics = {}
+        total = errD + cfg.q_fake_cat_weight * cfg.lambda_cat * q_cat + cfg.lambda_cont * q_cont
+        logged = {"loss_d": errD.item()}
         if self.semi_supervised:
             loss_sup = losses.categorical_nll(out_real.cat_logits[b:], self.labelled_y[pick])
             total = total + cfg.lambda_sup * loss_sup
-            metrics["loss_sup"] = loss_sup.item()
-        optimizer_step(self.opt_d, total)
+            logged["loss_sup"] = loss_sup.item()
+        return total, logged
 
-        # (2) Update G: maximise log D(G(z, c)) + lambda * log Q(c | G(z, c))
+    def g_loss(
+        self, real: torch.Tensor, label: torch.Tensor, fake: torch.Tensor, codes: Codes
+    ) -> tuple[torch.Tensor, Logged]:
+        # G: maximise log D(G(z, c)) + lambda * log Q(c | G(z, c))
         out = self.D(fake)
-        loss_g = losses.g_loss_nonsaturating(out.logit)
+        errG = self.objective.g(out.logit)
         g_cat, g_cont = self.info_loss(out, codes)
-        optimizer_step(self.opt_g, loss_g + cfg.lambda_cat * g_cat + cfg.lambda_cont * g_cont)
-
-        return {
-            "loss_d": loss_d.item(),
-            "loss_g": loss_g.item(),
-            "loss_info_cat": g_cat.item(),
-            "loss_info_cont": g_cont.item(),
-            **metrics,
-        }
+        logged = {"loss_g": errG.item(), "loss_info_cat": g_cat.item(), "loss_info_cont": g_cont.item()}
+        return errG + self.cfg.lambda_cat * g_cat + self.cfg.lambda_cont * g_cont, logged
 
     def codes_for_digits(self, codes: Codes, num_digits: int) -> Codes:
         # Here "digit" r means category r; evaluate() maps categories to digits.
@@ -168,3 +170,39 @@ class InfoGAN(ConditionalMixin, Variant):
         result.update(chosen)
         result["confusion"] = np.asarray(confusion).tolist()
         return result
+
+    # ------------------------------------------------------------------
+    # What export asks
+
+    @classmethod
+    def manifest_conditioning(
+        cls, cfg: TrainConfig, g_config: GeneratorConfig, evaluation: dict[str, Any], class_names: tuple[str, ...]
+    ) -> dict[str, Any]:
+        """The category -> digit map that the last evaluation found, and how well it holds."""
+        if "category_to_digit" not in evaluation:
+            raise ValueError("the checkpoint has no category->digit evaluation; train with eval enabled")
+        return {
+            "kind": "infogan",
+            "class_names": class_names,
+            "num_categories": g_config.num_categories,
+            "num_continuous": g_config.num_continuous,
+            "continuous_range": cls.continuous_range,
+            "category_to_digit": tuple(evaluation["category_to_digit"]),
+            "details": {
+                "training": evaluation.get("training", "unsupervised"),
+                "labelled_fraction": cfg.labelled_fraction,
+                "matched_accuracy": evaluation["matched_accuracy"],
+                "per_digit_accuracy": evaluation["per_digit_accuracy"],
+                "worst_digit": evaluation["worst_digit"],
+                "worst_digit_accuracy": evaluation["worst_digit_accuracy"],
+                "hungarian_matched_accuracy": evaluation["hungarian"]["matched_accuracy"],
+                "judged_by": "gan_training mnist_classifier",
+                "samples_per_category": cfg.eval_samples_per_class,
+            },
+        }
+
+    @classmethod
+    def manifest_training(cls, cfg: TrainConfig) -> dict[str, Any]:
+        semi = ("labelled_fraction", "lambda_sup", "augment_labelled") if cfg.labelled_fraction else ()
+        keys = ("lr_q", "lambda_cat", "lambda_cont", *semi, "q_fake_cat_weight", "q_trains_body", "q_fixed_variance")
+        return {**super().manifest_training(cfg), **{k: getattr(cfg, k) for k in keys}}

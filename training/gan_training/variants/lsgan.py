@@ -10,19 +10,10 @@ Adam(2e-4, 0.5) as in the paper.
 
 from __future__ import annotations
 
-import torch
-
-from .. import losses
-from .base import register
-from .common import AdversarialVariant
+from .base import Variant, register
 
 
 @register
-class LSGAN(AdversarialVariant):
+class LSGAN(Variant):
     name = "lsgan"
-
-    def d_loss(self, real_out: torch.Tensor, fake_out: torch.Tensor) -> torch.Tensor:
-        return losses.d_loss_lsgan(real_out, fake_out)
-
-    def g_loss(self, fake_out: torch.Tensor) -> torch.Tensor:
-        return losses.g_loss_lsgan(fake_out)
+    loss_names = ("least-squares",)

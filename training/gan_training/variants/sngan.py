@@ -12,27 +12,14 @@ generator needs no parametrization removed.
 
 from __future__ import annotations
 
-import torch
-
-from .. import losses
-from ..nets_extra import NetConfig
-from .base import register
-from .common import AdversarialVariant
+from .base import Variant, register
 
 
 @register
-class SNGAN(AdversarialVariant):
+class SNGAN(Variant):
     name = "sngan"
-
-    def discriminator_net_config(self, **_) -> NetConfig:
-        return super().discriminator_net_config(norm="none", spectral=True)
-
-    def d_loss(self, real_out: torch.Tensor, fake_out: torch.Tensor) -> torch.Tensor:
-        if self.cfg.sn_loss == "hinge":
-            return losses.d_loss_hinge(real_out, fake_out)
-        return losses.d_loss_bce(real_out, fake_out)
-
-    def g_loss(self, fake_out: torch.Tensor) -> torch.Tensor:
-        if self.cfg.sn_loss == "hinge":
-            return losses.g_loss_wgan(fake_out)
-        return losses.g_loss_nonsaturating(fake_out)
+    loss_names = ("hinge", "nonsaturating")
+    loss_option = "sn_loss"
+    d_norm = "none"
+    d_spectral = True
+    manifest_hyperparameters = ("sn_loss",)

@@ -9,15 +9,16 @@ discriminator D that also exposes a hidden layer Dis_l(x). Per batch x:
     L_llike = 1/2 ||Dis_l(x) - Dis_l(x~)||^2      (--recon feature; --recon pixel: ||x - x~||^2)
     L_GAN   = log D(x) + log(1 - D(x~)) + log(1 - D(x^))
 
+    D  <- maximise L_GAN (tell x from both x~ and x^)
     E  <- minimise L_prior + L_llike
     G  <- minimise gamma * L_llike - L_GAN  (the GAN part in its non-saturating
           form: -log D(x~) - log D(x^); --gamma weighs reconstruction vs GAN)
-    D  <- maximise L_GAN (tell x from both x~ and x^)
 
-Each net is updated from its own forward pass (D first, then E, then G with
-z from the E pass, detached), so each backward touches one loss: exact
-per-net gradients, and DistributedDataParallel-friendly. The exported
-encoder (encoder.onnx) maps images to mu.
+D is updated as in every variant (with --d-steps K, K D updates per E and G
+update); then E, then G with z from the E pass, detached. Each net is updated
+from its own forward pass, so each backward touches one loss: exact per-net
+gradients, and DistributedDataParallel-friendly. The exported encoder
+(encoder.onnx) maps images to mu.
 """
 
 from __future__ import annotations
@@ -26,40 +27,38 @@ import torch
 import torch.nn.functional as F
 
 from .. import losses
-from ..nets_extra import NetConfig
-from .base import optimizer_step, register
-from .common import ExtVariant
+from ..config import TrainConfig
+from .base import Codes, Logged, Variant, optimizer_step, register
+
+RECON_SPACES = ("feature", "pixel")
 
 
 @register
-class VAEGAN(ExtVariant):
+class VAEGAN(Variant):
     name = "vaegan"
     ddp_modules = ("G", "D", "E")
     ddp_find_unused = True  # E's step reads D's features only, not its head
+    has_encoder = True
     defaults = {"gamma": 1e-2}
     point_defaults = {"gamma": 1.0}
+    d_features = True
+    manifest_hyperparameters = ("gamma", "recon")
 
-    def discriminator_net_config(self, **_) -> NetConfig:
-        return super().discriminator_net_config(norm="batch", features=True)
+    @classmethod
+    def resolve(cls, cfg: TrainConfig) -> TrainConfig:
+        if cfg.recon not in RECON_SPACES:
+            raise ValueError(f"unknown recon {cfg.recon!r}; known: {', '.join(RECON_SPACES)}")
+        return super().resolve(cfg)
 
     def build_extra_nets(self) -> None:
-        out = 2 * self.cfg.z_dim  # [mu, log sigma^2]
-        if self.mlp:
-            config = NetConfig(
-                "mlp_encoder",
-                {
-                    "in_shape": tuple(self.info.sample_shape),
-                    "hidden": self.cfg.mlp_hidden,
-                    "layers": self.mlp_layers(),
-                    "out_dim": out,
-                },
-            )
-        else:
-            config = NetConfig("conv_encoder", {"width": self.cfg.width, "out_dim": out})
-        self.E = self.add_net("encoder", config)
+        self.E = self.add_net("encoder", self.encoder_config(2 * self.cfg.z_dim))  # [mu, log sigma^2]
 
     def build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {**super().build_optimizers(), "opt_e": self.adam(self.E.parameters(), self.cfg.lr_g)}
+
+    @property
+    def opt_e(self) -> torch.optim.Optimizer:
+        return self.optimizers["opt_e"]
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mu, logvar = self.E(x).chunk(2, dim=1)
@@ -77,38 +76,28 @@ class VAEGAN(ExtVariant):
         feats = self.features(torch.cat([real, recon]))
         return losses.half_sq_error(feats[:b].detach(), feats[b:])
 
-    def train_step(self, real: torch.Tensor, label: torch.Tensor) -> dict[str, float]:
-        b = real.shape[0]
-        z_p = self.sample_codes(b)["z"]
-
-        # (1) D: x real; x~ (reconstructions) and x^ (prior samples) fake
+    def d_loss(
+        self, real: torch.Tensor, label: torch.Tensor, fake: torch.Tensor, codes: Codes
+    ) -> tuple[torch.Tensor, Logged]:
+        # x real; x~ (reconstructions) and x^ = ``fake`` (prior samples) fake
         with torch.no_grad():
             mu, logvar = self.encode(real)
             x_tilde = self.G(mu + torch.randn_like(mu) * (0.5 * logvar).exp())
-            x_hat = self.G(z_p)
-        loss_d = losses.d_loss_bce(self.D(real)[0], self.D(x_tilde)[0]) + F.softplus(self.D(x_hat)[0]).mean()
-        optimizer_step(self.opt_d, loss_d)
+        errD = losses.d_loss_bce(self.D(real)[0], self.D(x_tilde)[0]) + F.softplus(self.D(fake)[0]).mean()
+        return errD, {}
 
-        # (2) E: prior + reconstruction
+    def update_g(self, real: torch.Tensor, label: torch.Tensor) -> Logged:
+        # (2) Update E: minimise L_prior + L_llike
         mu, logvar = self.encode(real)
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
         prior = losses.kl_normal(mu, logvar)
         llike = self.llike(real, self.G(z))
         optimizer_step(self.opt_e, prior + llike)
 
-        # (3) G: gamma * reconstruction + fool D with x~ and x^
+        # (3) Update G: gamma * L_llike, and fool D with x~ and x^ (z_p fresh noise)
+        z_p = self.sample_codes(real.shape[0])["z"]
         x_tilde = self.G(z.detach())
-        llike_g = self.llike(real, x_tilde)
         gan_g = losses.g_loss_nonsaturating(self.D(x_tilde)[0]) + losses.g_loss_nonsaturating(self.D(self.G(z_p))[0])
-        loss_g = self.cfg.gamma * llike_g + gan_g
-        optimizer_step(self.opt_g, loss_g)
-        return {
-            "loss_d": loss_d.item(),
-            "loss_g": loss_g.item(),
-            "loss_prior": prior.item(),
-            "loss_llike": llike.item(),
-        }
-
-    @property
-    def opt_e(self) -> torch.optim.Optimizer:
-        return self.optimizers["opt_e"]
+        errG = self.cfg.gamma * self.llike(real, x_tilde) + gan_g
+        optimizer_step(self.opt_g, errG)
+        return {"loss_g": errG.item(), "loss_prior": prior.item(), "loss_llike": llike.item()}

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import torch
 
-from .. import losses
-from .base import register
-from .common import AdversarialVariant
+from .base import Variant, register
 
 
 @register
-class WGAN(AdversarialVariant):
+class WGAN(Variant):
     name = "wgan"
     defaults = {"lr_g": 5e-5, "lr_d": 5e-5, "d_steps": 5, "clip": 0.01}
+    loss_names = ("wasserstein",)
+    manifest_hyperparameters = ("clip",)
 
     def build_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         # The paper: "momentum based methods such as Adam ... perform worse".
@@ -27,12 +27,6 @@ class WGAN(AdversarialVariant):
             "opt_g": torch.optim.RMSprop(self.G.parameters(), lr=self.cfg.lr_g),
             "opt_d": torch.optim.RMSprop(self.D.parameters(), lr=self.cfg.lr_d),
         }
-
-    def d_loss(self, real_out: torch.Tensor, fake_out: torch.Tensor) -> torch.Tensor:
-        return losses.critic_loss_wgan(real_out, fake_out)
-
-    def g_loss(self, fake_out: torch.Tensor) -> torch.Tensor:
-        return losses.g_loss_wgan(fake_out)
 
     @torch.no_grad()
     def after_d_step(self) -> None:

@@ -14,24 +14,16 @@ from __future__ import annotations
 import torch
 
 from .. import losses
-from ..nets_extra import NetConfig
-from .base import register
-from .common import AdversarialVariant
+from .base import Variant, register
 
 
 @register
-class WGANGP(AdversarialVariant):
+class WGANGP(Variant):
     name = "wgan-gp"
     defaults = {"lr_g": 1e-4, "lr_d": 1e-4, "beta1": 0.5, "beta2": 0.9, "d_steps": 5, "gp_weight": 10.0}
-
-    def discriminator_net_config(self, **_) -> NetConfig:
-        return super().discriminator_net_config(norm="layer" if not self.points else "none")
-
-    def d_loss(self, real_out: torch.Tensor, fake_out: torch.Tensor) -> torch.Tensor:
-        return losses.critic_loss_wgan(real_out, fake_out)
+    loss_names = ("wasserstein",)
+    d_norm = "layer"
+    manifest_hyperparameters = ("gp_weight",)
 
     def d_penalty(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         return losses.gradient_penalty(self.D, real, fake, weight=self.cfg.gp_weight)
-
-    def g_loss(self, fake_out: torch.Tensor) -> torch.Tensor:
-        return losses.g_loss_wgan(fake_out)
