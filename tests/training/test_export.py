@@ -213,3 +213,20 @@ def test_exported_files_name_no_build_machine_paths(exported) -> None:
                 with zipfile.ZipFile(f) as z:
                     blobs += [z.read(n) for n in z.namelist()]
             assert not any(root in b for b in blobs), f"{f} names {root.decode()}"
+
+
+def test_new_exports_record_the_vectorised_latent_scheme(exported, tmp_path: Path) -> None:
+    run, version_dir = exported["dcgan"]
+    assert json.loads((version_dir / "manifest.json").read_text())["latent_scheme"] == "philox4x32-vectorised"
+    # the per-image scheme can still be asked for; it is the manifest default, so it is not written
+    result = CliRunner().invoke(
+        main,
+        ["export", str(run), "--repo", str(tmp_path), "--name", "old", "--no-torch-export",
+         "--latent-scheme", "philox4x64-per-image"],
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "old" / "1" / "manifest.json").read_text())
+    assert "latent_scheme" not in data
+    assert load_manifest(tmp_path / "old" / "1").latent_scheme == "philox4x64-per-image"
+    bad = CliRunner().invoke(main, ["export", str(run), "--repo", str(tmp_path), "--latent-scheme", "mt19937"])
+    assert bad.exit_code == 2 and "--latent-scheme" in bad.output

@@ -19,9 +19,11 @@ from pathlib import Path
 
 import click
 from gan_contract.cli_options import build, options
+from gan_contract.latents import LATENT_SCHEMES
 from gan_contract.manifest import ManifestError
 
 from .config import TrainConfig
+from .export import EXPORT_LATENT_SCHEME
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
@@ -68,16 +70,19 @@ def fit(resume: bool, no_progress: bool, **settings) -> None:
 @click.option("--triton-max-batch-size", type=click.IntRange(min=1), default=256, show_default=True)
 @click.option("--triton-max-queue-delay-us", type=click.IntRange(min=0), default=2000, show_default=True)
 @click.option("--no-torch-export", is_flag=True, help="Leave out model.pt2 (no server backend reads it).")
+@click.option("--latent-scheme", type=click.Choice(LATENT_SCHEMES), default=EXPORT_LATENT_SCHEME, show_default=True,
+              help="How seeds become latent codes (docs/api.md, Seeds); recorded in the manifest.")
 def export(run_dir: str, repo: str, name: str, version: str | None, overwrite: bool, formats: tuple[str, ...],
            mar_out: str, triton_out: str, triton_max_batch_size: int, triton_max_queue_delay_us: int,
-           no_torch_export: bool) -> None:
+           no_torch_export: bool, latent_scheme: str) -> None:
     """Export RUN_DIR's generator (ONNX, TorchScript, torch.export + manifest)."""
     from .export import ExportError, export_run
     from .interop.torchserve import MarError
 
     try:
         path = export_run(
-            run_dir, repo=repo, name=name, version=version, overwrite=overwrite, torch_export=not no_torch_export
+            run_dir, repo=repo, name=name, version=version, overwrite=overwrite, torch_export=not no_torch_export,
+            latent_scheme=latent_scheme,
         )
         sizes = ", ".join(f"{p.name} {p.stat().st_size / 1e6:.2f} MB" for p in sorted(path.iterdir()))
         click.echo(f"exported {path} ({sizes})")
