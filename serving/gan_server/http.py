@@ -215,12 +215,13 @@ def _renamed(exc: InvalidArgument, names: Mapping[str, str]) -> InvalidArgument:
 # -- the OIP REST binding: JSON tensors ------------------------------------------------
 
 _INT_RANGES = {"UINT64": (0, MAX_SEED), "INT32": (-(2**31), 2**31 - 1)}
+_FP32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass(frozen=True)
 class _Input:
     tensor: oip.TensorIn
-    data: Any = None  # the JSON "data", or None
+    values: list | None = None  # the JSON "data", flat, checked against the tensor's datatype
     binary: bytes | None = None  # its part of the body (binary tensor extension), or None
 
 
@@ -244,10 +245,15 @@ def _row_major(data: list, rank: int, name: str) -> list:
 
 
 def _checked(name: str, values: list, datatype: str) -> list:
+    """``values`` if they are of ``datatype``'s kind and range (other datatypes are refused later)."""
+    if datatype not in _INT_RANGES and datatype != "FP32":
+        return values
     if datatype == "FP32":
         for v in values:
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise InvalidArgument(name, f"FP32 data must be numbers, got {_shown(json.dumps(v))}")
+            if isinstance(v, int) and abs(v) > _FP32_MAX:
+                raise InvalidArgument(name, f"FP32 values must be finite, got {_shown(str(v))}")
         return values
     low, high = _INT_RANGES[datatype]
     for v in values:
@@ -340,8 +346,14 @@ def parse_infer_body(body: bytes, header_length: str | None) -> InferBody:
             offset += size
         elif "data" not in item:
             raise InvalidArgument(label, "has no data; give data or parameters.binary_data_size")
+        values = None
+        if part is None:  # flattened and checked here, off the event loop for big bodies
+            data = item["data"]
+            values = _checked(
+                label, _row_major(data if isinstance(data, list) else [data], len(shape), label), datatype
+            )
         tensor = oip.TensorIn(name, datatype, tuple(shape), tuple(tparams))
-        inputs.append(_Input(tensor, item.get("data"), part))
+        inputs.append(_Input(tensor, values, part))
     if offset != len(binary):
         raise InvalidArgument(
             "Inference-Header-Content-Length",
@@ -369,13 +381,10 @@ def decode_json_inputs(body: InferBody, model: LoadedModel) -> dict[str, np.ndar
         item = body.inputs[index]
         if item.binary is not None:
             return oip.values_from_bytes(tensor.name, item.binary, spec.datatype, tensor.shape, "its binary data")
-        values = _checked(
-            tensor.name,
-            _row_major(item.data if isinstance(item.data, list) else [item.data], len(tensor.shape), tensor.name),
-            spec.datatype,
-        )
+        assert item.values is not None
+        # check_inputs has matched the datatype to the model's, so the values are of its kind
         with np.errstate(over="ignore"):  # FP32 overflow becomes inf, which the finite checks name
-            return oip.values_from_list(tensor.name, values, spec.datatype, tensor.shape, "data")
+            return oip.values_from_list(tensor.name, item.values, spec.datatype, tensor.shape, "data")
 
     return oip.check_inputs([i.tensor for i in body.inputs], oip.model_inputs(model), model.name, read)
 
@@ -567,7 +576,7 @@ class HttpFront:
         if self.metrics is not None:
             self.metrics.observe_rpc(name, model, code, seconds)
         log.info(
-            "http %s model=%s status=%d code=%s ms=%.2f request_id=%s",
+            "%s model=%s status=%d code=%s ms=%.2f request_id=%s",
             name,
             model or "-",
             status,

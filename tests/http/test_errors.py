@@ -135,7 +135,7 @@ def _bad_query(rng: random.Random) -> str:
 def _bad_body(rng: random.Random) -> tuple[bytes, dict[str, str]]:
     body = json.loads(json.dumps(VALID_BODY))
     headers: dict[str, str] = {"Content-Type": "application/json"}
-    choice = rng.randrange(12)
+    choice = rng.randrange(13)
     if choice == 0:  # not JSON at all, or cut short
         text = json.dumps(body)
         return text[: rng.randrange(len(text))].encode() or b"{", headers
@@ -205,6 +205,9 @@ def _bad_body(rng: random.Random) -> tuple[bytes, dict[str, str]]:
     elif choice == 10:  # conditioning out of range for every model, or of the wrong datatype
         name, value = rng.choice([("digit", 11), ("category", -1), ("label", 10_000), ("continuous", 1)])
         body["inputs"].append({"name": name, "shape": [1], "datatype": "INT32", "data": [value]})
+    elif choice == 11:  # FP32 values that are not finite floats: huge integers, NaN, inf, strings
+        value = rng.choice([10**400, -(10**60), 1e39, float("nan"), float("inf"), "1.0", None])
+        body["inputs"] = [{"name": "latent", "shape": [1, 100], "datatype": "FP32", "data": [value] * 100}]
     else:  # a lot of data for a small tensor
         body["inputs"][0]["data"] = list(range(rng.randrange(2, 5000)))
     return json.dumps(body).encode(), headers
