@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import shutil
 import signal
+import socket
+import subprocess
 import threading
 import time
 import urllib.request
@@ -15,7 +17,7 @@ import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from ..conftest import start_server, stop_server
+from ..conftest import BIN, start_server, stop_server
 from .conftest import call
 
 SAMPLE = "HTTP GET /v1/models/{name}/sample.png"
@@ -125,3 +127,24 @@ def test_every_process_serves_http_on_the_shared_port(small_repo: Path, tmp_path
         assert len(per_worker) == 2 and all(v > 0 for v in per_worker), per_worker
     finally:
         assert stop_server(srv) == 0
+
+
+def test_a_taken_http_port_is_a_clear_start_error(bundled_models: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [str(BIN / "gan-server"), "--models", str(bundled_models), "--port", "0", "--http-port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert f"gan-server: error: cannot bind HTTP 127.0.0.1:{port}" in done.stderr
+    assert "listening" not in done.stdout
+
+
+def test_http_is_off_without_the_flag(server) -> None:
+    assert server.http_address is None
+    assert " http on " not in server.line
