@@ -72,6 +72,17 @@ def test_no_token_or_a_wrong_one_is_401_and_the_right_one_works(token_server) ->
     assert call(url + "/v1", headers=RIGHT).json()["token_required"] is True
 
 
+def test_the_playground_loads_nothing_from_elsewhere(token_server) -> None:
+    page = call(token_server.http_url + "/")
+    assert page.headers["Content-Type"].startswith("text/html")
+    policy = page.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in policy and "script-src 'self'" in policy and "connect-src 'self'" in policy
+    html = page.body.decode()
+    assert "http://" not in html and "https://" not in html and "//" not in html.replace("<!doctype", "")
+    script = call(token_server.http_url + "/static/app.js").body.decode()
+    assert "localStorage" not in script and "sessionStorage" not in script and "document.cookie" not in script
+
+
 def test_tritonclient_http_with_the_token(token_server) -> None:
     client = thttp.InferenceServerClient(token_server.http_address)
     try:
