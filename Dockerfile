@@ -59,7 +59,7 @@ ENV PATH=/opt/venv/bin:$PATH \
 
 USER 10001:10001
 WORKDIR /tmp
-EXPOSE 50051 9090
+EXPOSE 50051 8080 9090
 
 # For `docker run` only: Kubernetes ignores HEALTHCHECK and uses the native
 # gRPC probes in k8s/base/deployment.yaml. grpc_health ships with the `serve`

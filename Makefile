@@ -7,11 +7,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PORT ?= 50051
+HTTP_PORT ?= 8080
 MODELS ?= models
 # grpcio-tools for `make proto`, pinned in protos/protoc-requirements.txt
 PROTO_VENV ?= .venv-proto
 
-DEB_PACKAGES ?= dataset-fashion-mnist
+# dataset-fashion-mnist: Fashion-MNIST IDX files; chromium + chromium-driver:
+# the browser tests of the playground page (tests/http/test_playground.py).
+DEB_PACKAGES ?= dataset-fashion-mnist chromium chromium-driver
 
 .PHONY: help venv deb-deps test test-slow test-compat demo proto models zoo zoo-table serve lint bench docs-figures clean
 
@@ -22,6 +25,7 @@ help:
 	@echo "make test-compat  SDK next to tritonclient[grpc] (protobuf 6), server on the lowest declared versions"
 	@echo "make zoo        retrain every bundled model from fixed seeds, judge them, write docs/model-zoo.md"
 	@echo "make zoo-table  judge the bundled models and rewrite docs/model-zoo.md (no training)"
+	@echo "make serve      serve the bundled models: gRPC on :$(PORT), HTTP and the playground on :$(HTTP_PORT)"
 	@echo "make proto      regenerate the gRPC code from protos/"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -32,8 +36,8 @@ $(STAMP): pyproject.toml constraints.txt
 
 venv: $(STAMP)
 
-# Debian data packages some tests read (Fashion-MNIST IDX files). Installed
-# when missing and apt-get can run; otherwise those tests skip with a reason.
+# Debian packages some tests need (Fashion-MNIST IDX files, a headless browser).
+# Installed when missing and apt-get can run; otherwise those tests skip with a reason.
 deb-deps:
 	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -97,8 +101,10 @@ zoo models: $(STAMP) deb-deps
 zoo-table: $(STAMP) deb-deps
 	$(MAKE) -C . -f models.mk PY=$(abspath $(PY)) table
 
+# gRPC on $(PORT), HTTP (REST, image URLs, the playground at /) on $(HTTP_PORT);
+# the README's curl lines use these ports (tests/http/test_readme.py).
 serve: $(STAMP)
-	$(VENV)/bin/gan-server --models $(MODELS) --port $(PORT)
+	$(VENV)/bin/gan-server --models $(MODELS) --port $(PORT) --http-port $(HTTP_PORT)
 
 clean:
 	rm -rf $(VENV) $(PROTO_VENV) .venv-compat build *.egg-info runs

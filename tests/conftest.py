@@ -37,6 +37,19 @@ class RunningServer:
             return f"http://{words[words.index('metrics') + 2]}/metrics"
         return None
 
+    @property
+    def http_address(self) -> str | None:
+        """HOST:PORT of the HTTP side (``--http-port``), from the listening line."""
+        words = self.line.split()
+        if "http" in words:
+            return words[words.index("http") + 2]
+        return None
+
+    @property
+    def http_url(self) -> str:
+        assert self.http_address, f"the server was started without --http-port: {self.line}"
+        return f"http://{self.http_address}"
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 

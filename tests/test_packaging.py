@@ -134,3 +134,16 @@ def test_server_package_import_does_not_load_torch() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_the_playground_ships_as_package_data() -> None:
+    """gan-server --http-port serves / from files inside the package: pyproject must include them."""
+    import fnmatch
+
+    tomllib = pytest.importorskip("tomllib", reason="Python >= 3.11 reads pyproject.toml")
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["gan_server"]
+    static = ROOT / "serving" / "gan_server" / "static"
+    files = sorted(p.relative_to(static.parent).as_posix() for p in static.iterdir())
+    assert {"static/index.html", "static/app.js", "static/style.css"} <= set(files)
+    missing = [f for f in files if not any(fnmatch.fnmatch(f, pattern) for pattern in patterns)]
+    assert not missing, f"not in [tool.setuptools.package-data] gan_server: {missing}"

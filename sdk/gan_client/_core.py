@@ -16,7 +16,9 @@ from typing import Any, Generic, TypeVar
 
 import grpc
 import numpy as np
+from gan_contract import provenance
 from gan_contract.errors import InvalidArgument
+from gan_contract.interp import strip_conditioning
 from gan_contract.proto.gan.v1 import generator_pb2 as pb
 from gan_contract.proto.gan.v1 import generator_pb2_grpc as pb_grpc
 from gan_contract.request import condition_asked
@@ -246,20 +248,14 @@ def check_one_condition(digit: int | None, label: str | None, category: int | No
 
 
 def request_summary(req: pb.SampleRequest) -> dict[str, Any]:
-    """The request's conditioning as plain values (for PNG metadata).
-
-    Only what the request fixed for every image: not its count or first index,
-    so that one image's PNG does not depend on how the work was split.
-    """
-    out: dict[str, Any] = {}
-    for name in ("digit", "label", "category"):
-        if req.HasField(name):
-            out[name] = getattr(req, name)
-    if len(req.continuous):
-        out["continuous"] = [round(v, 6) for v in req.continuous]
-    if len(req.latents):
-        out["latents"] = "explicit"
-    return out
+    """The request's conditioning as plain values, for PNG metadata (see gan_contract.provenance)."""
+    return provenance.request_summary(
+        digit=req.digit if req.HasField("digit") else None,
+        label=req.label if req.HasField("label") else None,
+        category=req.category if req.HasField("category") else None,
+        continuous=req.continuous,
+        explicit_latents=len(req.latents) > 0,
+    )
 
 
 def decode_sample(req: pb.SampleRequest, resp: pb.SampleResponse) -> SampleResult:
@@ -353,23 +349,12 @@ def interpolation_conditioning(
     category: int | None,
     continuous: Sequence[float] | None,
 ) -> dict[str, Any]:
-    """The conditioning every frame of a strip shares: only ``z`` may vary.
-
-    Class-conditional and InfoGAN models need a class (else each frame would
-    draw its own). InfoGAN continuous codes default to the middle of their
-    range (else each frame would draw its own).
-    """
-    cond = info.conditioning
-    if cond.kind != "none" and digit is None and label is None and category is None:
-        options = "digit= or label=" if cond.kind == "class" else "digit=, label= or category="
-        raise ValueError(
-            f"model {info.name!r} is conditional ({cond.kind}): pass {options} so every frame "
-            f"draws the same class (CLI: --digit/--label{'/--category' if cond.kind == 'infogan' else ''})"
-        )
-    if cond.kind == "infogan" and continuous is None and cond.num_continuous:
-        mid = (cond.continuous_range[0] + cond.continuous_range[1]) / 2.0
-        continuous = [mid] * cond.num_continuous
-    return {"digit": digit, "label": label, "category": category, "continuous": continuous}
+    """The conditioning every frame of a strip shares (:func:`gan_contract.interp.strip_conditioning`)."""
+    try:
+        return strip_conditioning(info.name, info.conditioning, digit, label, category, continuous)
+    except InvalidArgument as exc:
+        flags = "--digit/--label" + ("/--category" if info.conditioning.kind == "infogan" else "")
+        raise ValueError(f"{exc.problem} (CLI: {flags})") from None
 
 
 def endpoint_vector(name: str, value: Any, latent_dim: int) -> np.ndarray | None:

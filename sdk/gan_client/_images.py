@@ -9,7 +9,6 @@ where the caller checks first (:func:`output_kind`, :func:`check_parent`).
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -17,38 +16,17 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from gan_contract.files import write_bytes_atomic
-from gan_contract.images import make_grid
-from PIL import Image, PngImagePlugin, UnidentifiedImageError
+
+# The encoders and the grid are the contract's (so the server's image URLs give
+# the same bytes); encode_png, to_pil and make_grid are re-exported from here.
+from gan_contract.images import encode_npy, make_grid
+from gan_contract.png import encode_png, to_pil  # noqa: F401
+from PIL import Image, UnidentifiedImageError
 
 if TYPE_CHECKING:
     from ._types import ModelInfo
 
 Text = Mapping[str, str]
-
-
-
-def to_pil(image: np.ndarray) -> Image.Image:
-    """(H, W, 1|3) uint8 → a PIL image (L or RGB)."""
-    if image.shape[-1] == 1:
-        return Image.fromarray(image[..., 0], mode="L")
-    return Image.fromarray(image, mode="RGB")
-
-
-def encode_png(image: np.ndarray, text: Text | None = None) -> bytes:
-    """PNG bytes of one (H, W, 1|3) uint8 image, with ``text`` as PNG text chunks.
-
-    Pillow's encoder at zlib level 1: batch generation writes thousands of
-    small files, where the default level costs several times more for a few
-    percent of size. Deterministic for the same input.
-    """
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] not in (1, 3):
-        raise ValueError(f"expected a uint8 (H, W, 1|3) image, got {image.dtype} {image.shape}")
-    info = PngImagePlugin.PngInfo()
-    for key, value in (text or {}).items():
-        info.add_text(key, value)
-    buf = io.BytesIO()
-    to_pil(image).save(buf, format="PNG", pnginfo=info, compress_level=1)
-    return buf.getvalue()
 
 
 def write_png(image: np.ndarray, path: str | os.PathLike[str], text: Text | None = None) -> Path:
@@ -58,9 +36,7 @@ def write_png(image: np.ndarray, path: str | os.PathLike[str], text: Text | None
 
 def write_npy(array: np.ndarray, path: str | os.PathLike[str]) -> Path:
     """Write ``array`` as a .npy file, atomically."""
-    buf = io.BytesIO()
-    np.save(buf, array, allow_pickle=False)
-    return write_bytes_atomic(path, buf.getvalue())
+    return write_bytes_atomic(path, encode_npy(array))
 
 
 def write_grid(images: np.ndarray, path: str | os.PathLike[str], cols: int | None, text: Text | None) -> Path:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -10,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from gan_contract.provenance import grid_text, image_text
 from PIL import Image
 
 from ._images import make_grid, output_kind, to_pil, write_dir, write_grid, write_npy
@@ -117,19 +117,12 @@ class SampleResult:
         known), never on how the request was split, so the same image saved by
         differently-chunked runs gives the same bytes.
         """
-        meta = {"gan:model": self.model, "gan:version": self.version, "gan:seed": str(self.seed)}
-        if self.request:
-            meta["gan:request"] = json.dumps(self.request, sort_keys=True)
         if index is None:
-            meta["gan:first_index"] = str(self.start)
-            meta["gan:count"] = str(len(self))
-            return meta
-        meta["gan:index"] = str(self.start + index)
-        if int(self.classes[index]) >= 0:
-            meta["gan:class"] = str(int(self.classes[index]))
-        if self.latents is not None:
-            meta["gan:latent"] = json.dumps([float(v) for v in self.latents[index]])
-        return meta
+            return grid_text(self.model, self.version, self.seed, self.request, self.start, len(self))
+        latent = None if self.latents is None else self.latents[index]
+        return image_text(
+            self.model, self.version, self.seed, self.request, self.start + index, int(self.classes[index]), latent
+        )
 
     def save_grid(self, path: str | os.PathLike[str], cols: int | None = None) -> Path:
         """All images as one PNG grid, with the result's provenance; written atomically."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 
 import numpy as np
@@ -50,3 +51,10 @@ def make_grid(images: np.ndarray, cols: int | None = None, pad: int = 2, backgro
         y, x = pad + r * (h + pad), pad + col * (w + pad)
         grid[y : y + h, x : x + w] = images[i]
     return grid
+
+
+def encode_npy(array: np.ndarray) -> bytes:
+    """``array`` as the bytes of a .npy file (no pickles): what ``gan-client --out X.npy`` writes."""
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    return buf.getvalue()

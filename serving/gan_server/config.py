@@ -80,6 +80,13 @@ class ServerConfig:
         "Seconds between model-repository scans (hot reload; SIGHUP also scans). 0 = off.",
         type=click.FloatRange(0),
     )
+    http_port: int | None = setting(
+        None,
+        "Also serve HTTP on this port (0 = a free one): the Open Inference Protocol's REST binding (/v2), "
+        "image URLs (/v1/models/NAME/sample.png) and a playground page at /. Same host, TLS, token and "
+        "limits as gRPC. Default: off.",
+        type=click.IntRange(0, 65535),
+    )
     metrics_port: int | None = setting(
         None,
         "Serve Prometheus metrics over HTTP on this port (0 = a free one). Default: off.",

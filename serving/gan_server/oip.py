@@ -6,18 +6,28 @@ model takes named tensors that map one-to-one onto :class:`SampleSpec`
 tensor ``images`` of shape [N, H, W, C] in ``raw_output_contents``. Sampling is
 the same code as gan.v1 ``Sample``, so the same seed gives the same bytes.
 Errors go through :func:`gan_server.errors.grpc_errors` like the gan.v1 ones.
+
+The REST binding of the same protocol (``/v2/...``, gan_server.http) shares
+everything below the transport: the model's tensors and metadata
+(:func:`model_inputs`, :func:`model_metadata_dict`), the checks of each input
+(:func:`check_inputs`, :func:`values_from_bytes`, :func:`values_from_list`),
+tensors → request (:func:`sample_spec`), the limits and the sampling itself
+(:func:`prepare_infer`, :func:`run_infer`). Only reading tensors out of a
+protobuf message or a JSON body differs.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 
 import grpc
 import numpy as np
 from gan_contract.errors import InvalidArgument
-from gan_contract.request import SampleSpec
+from gan_contract.request import Plan, SampleSpec
+from google.protobuf import json_format
 
 from ._proto.inference import grpc_predict_v2_pb2 as pb
 from ._proto.inference import grpc_predict_v2_pb2_grpc as pb_grpc
@@ -38,7 +48,10 @@ _TYPES = {
 }
 
 
-def _server_version() -> str:
+SERVER_NAME = "gan-server"
+
+
+def server_version() -> str:
     try:
         return metadata.version("gan-platform")
     except metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
@@ -67,39 +80,37 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
 
     @grpc_errors
     async def ServerReady(self, request: pb.ServerReadyRequest, context: Context) -> pb.ServerReadyResponse:
-        return pb.ServerReadyResponse(ready=self.repo.warmed and bool(self.repo.models))
+        return pb.ServerReadyResponse(ready=server_ready(self.repo))
 
     @grpc_errors
     async def ModelReady(self, request: pb.ModelReadyRequest, context: Context) -> pb.ModelReadyResponse:
-        versions = self.repo.models.get(request.name, {})
-        return pb.ModelReadyResponse(ready=bool(versions) and (not request.version or request.version in versions))
+        return pb.ModelReadyResponse(ready=model_ready(self.repo, request.name, request.version))
 
     @grpc_errors
     async def ServerMetadata(self, request: pb.ServerMetadataRequest, context: Context) -> pb.ServerMetadataResponse:
-        return pb.ServerMetadataResponse(name="gan-server", version=_server_version(), extensions=[])
+        return pb.ServerMetadataResponse(name=SERVER_NAME, version=server_version(), extensions=[])
 
     @grpc_errors
     async def ModelMetadata(self, request: pb.ModelMetadataRequest, context: Context) -> pb.ModelMetadataResponse:
         if not request.name:
             raise InvalidArgument("name", f"is required; available: {', '.join(self.repo.names()) or 'none'}")
-        model = self.repo.get(request.name, request.version)
-        platform = _PLATFORMS.get(self.repo.backend, self.repo.backend)
-        return model_metadata(model, self.repo.versions(model.name), platform)
+        return model_metadata(self.repo, self.repo.get(request.name, request.version))
 
     @grpc_errors
     async def ModelInfer(self, request: pb.ModelInferRequest, context: Context) -> pb.ModelInferResponse:
         if not request.model_name:
             raise InvalidArgument("model_name", f"is required; available: {', '.join(self.repo.names()) or 'none'}")
-        model = self.repo.get(request.model_name, request.model_version)
-        check_requested_outputs(request)
-        values = decode_inputs(request, model_inputs(model), model.name)
-        spec = sample_spec(model, values, self.max_count)
-        field = "latent" if "count" not in values and "latent" in values else "count"
-        check_response_size(model, spec.count, self.max_message_bytes, field)
-        plan = model.plan(spec, self.repo.conditional_names())
-        # The dispatcher gan.v1 Sample uses: same chunking, batching and limits, same images.
-        parts = await self.dispatcher.run(model, plan)
-        images = np.concatenate([p.images for p in parts])
+        outputs = [(out.name, out.parameters.keys()) for out in request.outputs]
+        model, plan = prepare_infer(
+            self.repo,
+            request.model_name,
+            request.model_version,
+            outputs,
+            lambda model: decode_inputs(request, model_inputs(model), model.name),
+            self.max_count,
+            self.max_message_bytes,
+        )
+        images = await run_infer(self.dispatcher, model, plan)
         return pb.ModelInferResponse(
             model_name=model.name,
             model_version=model.version,
@@ -147,33 +158,64 @@ def model_inputs(model: LoadedModel) -> list[InputSpec]:
     return inputs
 
 
-def model_metadata(model: LoadedModel, versions: list[str], platform: str) -> pb.ModelMetadataResponse:
+def server_ready(repo: ModelRepository) -> bool:
+    """ServerReady: every model warmed up (and at least one loaded)."""
+    return repo.warmed and bool(repo.models)
+
+
+def model_ready(repo: ModelRepository, name: str, version: str = "") -> bool:
+    """ModelReady: the model (and version, when given) is loaded."""
+    versions = repo.models.get(name, {})
+    return bool(versions) and (not version or version in versions)
+
+
+def model_metadata_dict(model: LoadedModel, versions: list[str], platform: str) -> dict:
+    """ModelMetadata as the REST binding writes it (and the gRPC message is built from)."""
     image = model.manifest.image
-    meta = pb.ModelMetadataResponse.TensorMetadata
-    return pb.ModelMetadataResponse(
-        name=model.name,
-        versions=versions,
-        platform=platform,
-        inputs=[meta(name=t.name, datatype=t.datatype, shape=t.shape) for t in model_inputs(model)],
-        outputs=[meta(name=OUTPUT, datatype="UINT8", shape=(-1, image.height, image.width, image.channels))],
-    )
+    return {
+        "name": model.name,
+        "versions": versions,
+        "platform": platform,
+        "inputs": [{"name": t.name, "datatype": t.datatype, "shape": list(t.shape)} for t in model_inputs(model)],
+        "outputs": [{"name": OUTPUT, "datatype": "UINT8", "shape": [-1, image.height, image.width, image.channels]}],
+    }
+
+
+def platform_name(backend: str) -> str:
+    """The OIP ``platform`` of models run by ``backend`` (Triton's names)."""
+    return _PLATFORMS.get(backend, backend)
+
+
+def model_metadata(repo: ModelRepository, model: LoadedModel) -> pb.ModelMetadataResponse:
+    fields = model_metadata_dict(model, repo.versions(model.name), platform_name(repo.backend))
+    return json_format.ParseDict(fields, pb.ModelMetadataResponse())
 
 
 def _shape_text(shape: tuple[int, ...]) -> str:
     return "[" + ", ".join("N" if d == -1 else str(d) for d in shape) + "]"
 
 
-def decode_inputs(request: pb.ModelInferRequest, specs: list[InputSpec], model_name: str) -> dict[str, np.ndarray]:
-    """Check each input's name, datatype, shape and size; return native-endian arrays."""
+@dataclass(frozen=True)
+class TensorIn:
+    """One input tensor as a request names it, before any check; its data is read by the binding."""
+
+    name: str
+    datatype: str
+    shape: tuple[int, ...]
+    parameters: Collection[str] = ()
+
+
+# (index of the tensor in the request, the tensor, its checked spec) -> its values, flat
+Reader = Callable[[int, TensorIn, InputSpec], np.ndarray]
+
+
+def check_inputs(
+    tensors: Sequence[TensorIn], specs: list[InputSpec], model_name: str, read: Reader
+) -> dict[str, np.ndarray]:
+    """Check each input's name, datatype and shape, then read it; return native-endian arrays by name."""
     by_name = {t.name: t for t in specs}
-    raw = request.raw_input_contents
-    if raw and len(raw) != len(request.inputs):
-        raise InvalidArgument(
-            "raw_input_contents",
-            f"has {len(raw)} entries for {len(request.inputs)} inputs; give one per input, in order",
-        )
     values: dict[str, np.ndarray] = {}
-    for index, tensor in enumerate(request.inputs):
+    for index, tensor in enumerate(tensors):
         name = tensor.name
         spec = by_name.get(name)
         if spec is None:
@@ -187,37 +229,61 @@ def decode_inputs(request: pb.ModelInferRequest, specs: list[InputSpec], model_n
             raise InvalidArgument(name, "shared-memory inputs are not supported; send the data in the request")
         if tensor.datatype != spec.datatype:
             raise InvalidArgument(name, f"datatype must be {spec.datatype}, got {tensor.datatype!r}")
-        shape = tuple(tensor.shape)
+        shape = tensor.shape
         if len(shape) != len(spec.shape) or any(
             (d < 1) if want == -1 else (d != want) for d, want in zip(shape, spec.shape)
         ):
             raise InvalidArgument(name, f"shape must be {_shape_text(spec.shape)}, got {list(shape)}")
-        size = math.prod(shape)
-        dtype, field = _TYPES[spec.datatype]
-        if raw:
-            if tensor.HasField("contents"):
-                raise InvalidArgument(name, "has both contents and raw_input_contents; use one")
-            data = raw[index]
-            if len(data) != size * dtype.itemsize:
-                raise InvalidArgument(
-                    name,
-                    f"raw_input_contents[{index}] has {len(data)} bytes; shape {list(shape)} of {spec.datatype} "
-                    f"needs {size * dtype.itemsize}",
-                )
-            array = np.frombuffer(data, dtype).astype(dtype.newbyteorder("="))
-        else:
-            contents = tensor.contents
-            wrong = [f.name for f, _ in contents.ListFields() if f.name != field]
-            if wrong:
-                raise InvalidArgument(name, f"{spec.datatype} values go in contents.{field}, got contents.{wrong[0]}")
-            got = getattr(contents, field)
-            if len(got) != size:
-                raise InvalidArgument(
-                    name, f"shape {list(shape)} needs {size} values in contents.{field}, got {len(got)}"
-                )
-            array = np.asarray(got, dtype=dtype.newbyteorder("="))
-        values[name] = array.reshape(shape)
+        values[name] = read(index, tensor, spec).reshape(shape)
     return values
+
+
+def values_from_bytes(name: str, data: bytes, datatype: str, shape: tuple[int, ...], where: str) -> np.ndarray:
+    """A tensor's little-endian bytes (``where``: how the request holds them) → native-endian values."""
+    dtype = _TYPES[datatype][0]
+    need = math.prod(shape) * dtype.itemsize
+    if len(data) != need:
+        raise InvalidArgument(name, f"{where} has {len(data)} bytes; shape {list(shape)} of {datatype} needs {need}")
+    return np.frombuffer(data, dtype).astype(dtype.newbyteorder("="))
+
+
+def values_from_list(name: str, items: Sequence, datatype: str, shape: tuple[int, ...], where: str) -> np.ndarray:
+    """A tensor's values given one by one (already of the datatype's kind and range) → an array."""
+    size = math.prod(shape)
+    if len(items) != size:
+        raise InvalidArgument(name, f"shape {list(shape)} needs {size} values in {where}, got {len(items)}")
+    return np.asarray(items, dtype=_TYPES[datatype][0].newbyteorder("="))
+
+
+def decode_inputs(request: pb.ModelInferRequest, specs: list[InputSpec], model_name: str) -> dict[str, np.ndarray]:
+    """The inputs of a gRPC ModelInferRequest: raw_input_contents or typed contents."""
+    raw = request.raw_input_contents
+    if raw and len(raw) != len(request.inputs):
+        raise InvalidArgument(
+            "raw_input_contents",
+            f"has {len(raw)} entries for {len(request.inputs)} inputs; give one per input, in order",
+        )
+    tensors = [TensorIn(t.name, t.datatype, tuple(t.shape), t.parameters.keys()) for t in request.inputs]
+
+    def read(index: int, tensor: TensorIn, spec: InputSpec) -> np.ndarray:
+        message = request.inputs[index]
+        if raw:
+            if message.HasField("contents"):
+                raise InvalidArgument(tensor.name, "has both contents and raw_input_contents; use one")
+            return values_from_bytes(
+                tensor.name, raw[index], spec.datatype, tensor.shape, f"raw_input_contents[{index}]"
+            )
+        field = _TYPES[spec.datatype][1]
+        wrong = [f.name for f, _ in message.contents.ListFields() if f.name != field]
+        if wrong:
+            raise InvalidArgument(
+                tensor.name, f"{spec.datatype} values go in contents.{field}, got contents.{wrong[0]}"
+            )
+        return values_from_list(
+            tensor.name, getattr(message.contents, field), spec.datatype, tensor.shape, f"contents.{field}"
+        )
+
+    return check_inputs(tensors, specs, model_name, read)
 
 
 def sample_spec(model: LoadedModel, values: dict[str, np.ndarray], max_count: int) -> SampleSpec:
@@ -270,13 +336,46 @@ def check_response_size(model: LoadedModel, count: int, limit: int, field: str) 
         )
 
 
-def check_requested_outputs(request: pb.ModelInferRequest) -> None:
-    """Only ``images`` exists; Triton's shared-memory and classification options are not supported."""
-    for index, out in enumerate(request.outputs):
-        if out.name != OUTPUT:
+def check_requested_outputs(outputs: Sequence[tuple[str, Collection[str]]]) -> None:
+    """Only ``images`` exists; Triton's shared-memory and classification options are not supported.
+
+    ``outputs``: (name, its parameter names) of each requested output.
+    """
+    for index, (name, parameters) in enumerate(outputs):
+        if name != OUTPUT:
             raise InvalidArgument(
-                out.name or f"outputs[{index}]", f"unknown output {out.name!r}; the only output is {OUTPUT!r}"
+                name or f"outputs[{index}]", f"unknown output {name!r}; the only output is {OUTPUT!r}"
             )
-        unsupported = sorted(k for k in out.parameters if k.startswith("shared_memory") or k == "classification")
+        unsupported = sorted(k for k in parameters if k.startswith("shared_memory") or k == "classification")
         if unsupported:
             raise InvalidArgument(OUTPUT, f"output parameter {unsupported[0]!r} is not supported")
+
+
+# -- the protocol-independent request path ------------------------------------------
+
+
+def prepare_infer(
+    repo: ModelRepository,
+    model_name: str,
+    model_version: str,
+    outputs: Sequence[tuple[str, Collection[str]]],
+    decode: Callable[[LoadedModel], dict[str, np.ndarray]],
+    max_count: int,
+    max_response_bytes: int,
+) -> tuple[LoadedModel, Plan]:
+    """Everything before the work: the model, the requested outputs, the inputs
+    (``decode(model)``), the limits and the plan. Raises the domain errors."""
+    model = repo.get(model_name, model_version)
+    check_requested_outputs(outputs)
+    values = decode(model)
+    spec = sample_spec(model, values, max_count)
+    field = "latent" if "count" not in values and "latent" in values else "count"
+    check_response_size(model, spec.count, max_response_bytes, field)
+    return model, model.plan(spec, repo.conditional_names())
+
+
+async def run_infer(dispatcher: Dispatcher, model: LoadedModel, plan: Plan) -> np.ndarray:
+    """The images of a planned request: uint8 (N, H, W, C)."""
+    # The dispatcher gan.v1 Sample uses: same chunking, batching and limits, same images.
+    parts = await dispatcher.run(model, plan)
+    return np.concatenate([p.images for p in parts])

@@ -6,9 +6,10 @@ starts N worker processes and waits; each worker runs the ordinary
 threads, and binds the same address with SO_REUSEPORT, so the kernel spreads
 incoming *connections* over the workers (each connection stays on one).
 
-- **Start.** ``--port 0`` is resolved here: the supervisor binds a
-  SO_REUSEPORT socket to the address (never listening on it, so it takes no
-  connections) and keeps it open while it runs; the workers bind that port.
+- **Start.** ``--port 0`` (and ``--http-port 0``) is resolved here: the
+  supervisor binds a SO_REUSEPORT socket to the address (never listening on
+  it, so it takes no connections) and keeps it open while it runs; the
+  workers bind that port. Each worker serves HTTP too, on its own event loop.
 - **Readiness.** A worker reports to the supervisor over its pipe once its
   models are warm, and keeps health NOT_SERVING until the supervisor answers
   that every worker is warm: a health check that lands on any worker sees
@@ -100,9 +101,9 @@ class WorkerLink:
         finally:
             stopped.cancel()
 
-    def report_serving(self, port: int, names: str) -> None:
+    def report_serving(self, port: int, names: str, http_port: int | None = None) -> None:
         log.info("worker %d (pid %d) serving on port %d", self.index, os.getpid(), port)
-        self._send("serving", self.index, os.getpid(), port, names)
+        self._send("serving", self.index, os.getpid(), port, names, http_port)
 
 
 def _worker(index: int, config: ServerConfig, log_setup: Callable[[], None] | None, conn: Connection) -> None:
@@ -162,10 +163,13 @@ class _PerWorkerRequests:
 
 
 class _Supervisor:
-    def __init__(self, config: ServerConfig, log_setup: Callable[[], None] | None, port: int) -> None:
+    def __init__(
+        self, config: ServerConfig, log_setup: Callable[[], None] | None, port: int, http_port: int | None = None
+    ) -> None:
         self.config = config
         self.log_setup = log_setup
         self.port = port
+        self.http_port = http_port
         self.processes: list[multiprocessing.process.BaseProcess] = []
         self.pids: dict[int, int] = {}  # worker index -> pid, for the per-worker metric
         self.alive: set[int] = set()  # started and not yet seen exiting (so their pids are not reused)
@@ -216,7 +220,7 @@ class _Supervisor:
         handled = [signal.SIGTERM, signal.SIGINT] + ([signal.SIGHUP] if config.reload_interval > 0 else [])
         previous = {sig: signal.signal(sig, self._signal) for sig in handled}
         context = multiprocessing.get_context("spawn")
-        worker_config = replace(config, port=self.port)
+        worker_config = replace(config, port=self.port, http_port=self.http_port)
         conns: dict[int, Connection] = {}
         try:
             for index in range(n):
@@ -298,12 +302,13 @@ class _Supervisor:
                             except OSError:
                                 pass
                 elif message[0] == "serving":
-                    _, _, _, port, names = message
+                    _, _, _, port, names, http_port = message
                     serving[index] = names
                     if len(serving) == n and not announced and not self.stopping:
                         announced = True
                         # Tests and scripts read this line to learn the ports (``--port 0``).
-                        extra = f" metrics on {config.host}:{metrics_port}" if metrics_port else ""
+                        extra = f" http on {config.host}:{http_port}" if http_port is not None else ""
+                        extra += f" metrics on {config.host}:{metrics_port}" if metrics_port else ""
                         print(f"gan-server listening on {config.host}:{port} serving {serving[0]}{extra}", flush=True)
         if code == 0:
             log.info("stopped")
@@ -312,15 +317,22 @@ class _Supervisor:
 
 def supervise(config: ServerConfig, log_setup: Callable[[], None] | None = None) -> int:
     """Run ``config.processes`` servers on one port until SIGTERM; the exit status."""
+    reserved: list[socket.socket] = []
     try:
-        reserved = reserve_port(config.host, config.port)
+        reserved.append(reserve_port(config.host, config.port))
+        if config.http_port is not None:
+            reserved.append(reserve_port(config.host, config.http_port))
     except (OSError, ValueError) as exc:
+        for sock in reserved:
+            sock.close()
         print(f"gan-server: error: {exc}", file=sys.stderr)
         return 2
+    ports = [sock.getsockname()[1] for sock in reserved]
     try:
-        return _Supervisor(config, log_setup, reserved.getsockname()[1]).run()
+        return _Supervisor(config, log_setup, ports[0], ports[1] if len(ports) > 1 else None).run()
     except OSError as exc:
         print(f"gan-server: error: {exc}", file=sys.stderr)
         return 2
     finally:
-        reserved.close()
+        for sock in reserved:
+            sock.close()

@@ -7,7 +7,8 @@ NOT_SERVING, refuses new calls and lets in-flight calls finish within the
 grace period.
 
 With ``--processes N`` (N > 1) the command runs :func:`gan_server.procs.supervise`
-instead, which starts N processes that each run :func:`serve` on one port;
+instead, which starts N processes that each run :func:`serve` on one port (and
+one HTTP port with ``--http-port``, gan_server.http);
 ``worker`` then links :func:`serve` to the supervising process.
 """
 
@@ -37,6 +38,7 @@ from .sampling import LoadedModel
 from .servicer import GeneratorServicer
 
 if TYPE_CHECKING:
+    from .http import HttpFront
     from .procs import WorkerLink
 
 log = logging.getLogger("gan_server")
@@ -97,6 +99,37 @@ class _Reloader:
                 log.exception("repository scan failed")
 
 
+async def _start_http(
+    config: ServerConfig,
+    repo: ModelRepository,
+    dispatcher: Dispatcher,
+    metrics: Metrics | None,
+    grpc_port: int,
+    shared_port: bool,
+) -> tuple[HttpFront | None, int | None]:
+    """With --http-port: the HTTP side on the same host, TLS files, token and limits; (front, bound port)."""
+    if config.http_port is None:
+        return None, None
+    from .http import HttpFront, ssl_context
+
+    context = None
+    if config.tls_cert and config.tls_key:
+        context = ssl_context(
+            str(config.tls_cert), str(config.tls_key), str(config.tls_client_ca) if config.tls_client_ca else None
+        )
+    front = HttpFront(
+        repo,
+        dispatcher,
+        metrics,
+        max_count=config.max_count,
+        max_body_bytes=config.max_message_mb * 1024 * 1024,
+        token=config.token,
+        grpc_port=grpc_port,
+        tls=context is not None,
+    )
+    return front, await front.start(config.host, config.http_port, context, reuse_port=shared_port)
+
+
 def _handle_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event, reloader: _Reloader, config: ServerConfig):
     for sig in (signal.SIGTERM, signal.SIGINT):
         try:
@@ -138,7 +171,7 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None, worker:
         ("grpc.max_send_message_length", max_bytes),
         ("grpc.max_receive_message_length", max_bytes),
     ]
-    if worker is not None:  # every process binds the same port; the kernel spreads connections
+    if worker is not None:  # every process binds the same port(s); the kernel spreads connections
         server_options.append(("grpc.so_reuseport", 1))
     server = grpc.aio.server(interceptors=interceptors, options=server_options)
     executor = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="infer")
@@ -182,6 +215,11 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None, worker:
     except RuntimeError as exc:
         raise RuntimeError(f"cannot bind {address}: {exc}") from None
     await server.start()
+    try:
+        http_front, http_port = await _start_http(config, repo, dispatcher, metrics, port, worker is not None)
+    except OSError:  # the port is taken, or the TLS files do not load
+        await server.stop(0)
+        raise
     # With --processes, the supervisor serves /metrics for all of them.
     metrics_port = metrics.serve_http(config.host, config.metrics_port) if metrics and worker is None else None
 
@@ -198,14 +236,17 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None, worker:
     if not stop.is_set():
         for service in ("", SERVICE_NAME):
             await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
+        if http_front is not None:
+            http_front.serving = True
     reload_task = loop.create_task(reloader.run(config.reload_interval)) if config.reload_interval > 0 else None
     names = ", ".join(f"{n}:{repo.versions(n)[-1]}" for n in repo.names())
     if worker is not None:
         if not stop.is_set():
-            worker.report_serving(port, names)  # the supervisor prints the listening line
+            worker.report_serving(port, names, http_port)  # the supervisor prints the listening line
     else:
         # Tests and scripts read this line to learn the ports (``--port 0``).
-        extra = f" metrics on {config.host}:{metrics_port}" if metrics_port else ""
+        extra = f" http on {config.host}:{http_port}" if http_port is not None else ""
+        extra += f" metrics on {config.host}:{metrics_port}" if metrics_port else ""
         print(f"gan-server listening on {config.host}:{port} serving {names}{extra}", flush=True)
         _handle_signals(loop, stop, reloader, config)
     await stop.wait()
@@ -216,10 +257,19 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None, worker:
     # Refuse new calls (UNAVAILABLE, retryable), let accepted ones finish,
     # then stop the transport with whatever grace is left.
     gate.draining = True
+    if http_front is not None:
+        http_front.draining = True
     started = loop.time()
     idle = await gate.wait_idle(config.grace)
     if not idle:
         log.warning("%d calls still in flight after %.1f s; cancelling them", gate.in_flight, config.grace)
+    if http_front is not None:
+        left = max(0.0, config.grace - (loop.time() - started))
+        if not await http_front.wait_idle(left):
+            log.warning(
+                "%d HTTP requests still in flight after %.1f s; closing them", http_front.in_flight, config.grace
+            )
+        await http_front.stop()
     await server.stop(max(0.0, config.grace - (loop.time() - started)))
     await dispatcher.close()
     executor.shutdown(wait=True)

@@ -40,7 +40,8 @@ LISTENING = "gan-server listening on "
 
 def _localize(inv: Invocation, models: Path) -> tuple[list[str], dict[str, str]]:
     argv = rewrite_flags(
-        inv.argv, {"--models": str(models), "--host": "127.0.0.1", "--port": "0", "--metrics-port": "0"}
+        inv.argv,
+        {"--models": str(models), "--host": "127.0.0.1", "--port": "0", "--http-port": "0", "--metrics-port": "0"},
     )
     return local_argv(argv), clean_env(inv.env)
 
@@ -123,6 +124,12 @@ def test_deployment_command_serves_and_reports_healthy(
 
         text = urllib.request.urlopen(f"http://{metrics_address}/metrics", timeout=10).read().decode()
         assert "gan_models_loaded" in text
+
+        # --http-port from the manifest: REST readiness agrees with the gRPC probes.
+        assert "http" in words, f"--http-port from the manifest did not take effect: {line}"
+        http_address = words[words.index("http") + 2]
+        ready = urllib.request.urlopen(f"http://{http_address}/v2/health/ready", timeout=10)
+        assert ready.status == 200 and json.loads(ready.read()) == {"ready": True}
 
         # The image's HEALTHCHECK, exactly as written in the Dockerfile.
         hc = dockerfile_healthcheck(DOCKERFILE)

@@ -65,7 +65,7 @@ def test_image_entrypoint_healthcheck_and_read_only_settings(variant: str) -> No
     env = _text([i for i in final_stage(path) if i[0] == "ENV"])
     for setting in ("PYTHONDONTWRITEBYTECODE=1", "PYTHONUNBUFFERED=1", "PATH=/opt/venv/bin:$PATH"):
         assert setting in env, f"{path.name}: ENV {setting} missing"
-    assert re.search(r"\bEXPOSE 50051\b", _text(final_stage(path)))
+    assert re.search(r"\bEXPOSE 50051 8080 9090\b", _text(final_stage(path)))  # gRPC, HTTP, metrics
 
 
 def test_images_install_the_right_extras() -> None:

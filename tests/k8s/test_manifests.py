@@ -118,7 +118,7 @@ def test_probes_check_grpc_health_on_the_served_port(rendered, variant: str) -> 
 
 
 @pytest.mark.parametrize("variant", ["cpu", "gpu"])
-def test_service_exposes_grpc_and_metrics_ports_of_the_pods(rendered, variant: str) -> None:
+def test_service_exposes_grpc_http_and_metrics_ports_of_the_pods(rendered, variant: str) -> None:
     objects = rendered[variant]
     dep = find(objects, "Deployment", "gan-server")
     c = container(dep, "gan-server")
@@ -127,11 +127,15 @@ def test_service_exposes_grpc_and_metrics_ports_of_the_pods(rendered, variant: s
     ports = {p["name"]: p for p in svc["spec"]["ports"]}
     assert ports["grpc"]["appProtocol"] == "grpc"
     assert ports["grpc"]["port"] == 50051
-    for name in ("grpc", "metrics"):
+    assert ports["http"]["appProtocol"] == "http"
+    for name in ("grpc", "http", "metrics"):
         target = ports[name]["targetPort"]
         assert target == name or target == _port_named(c, name)
     inv = server_invocation(objects)
     assert server_setting(inv, "--metrics-port") == str(_port_named(c, "metrics"))
+    assert server_setting(inv, "--http-port") == str(_port_named(c, "http")), (
+        "the server must serve HTTP on the port named http"
+    )
 
 
 # ---------------------------------------------------------------- security
@@ -199,6 +203,11 @@ def test_network_policy_admits_only_labelled_clients_and_prometheus(rendered, va
             if isinstance(port["port"], str):
                 _port_named(c, port["port"])  # a named port must exist on the pod
     grpc_rule = next(r for r in rules if any(p["port"] in ("grpc", _port_named(c, "grpc")) for p in r["ports"]))
+    # HTTP admits the same clients as gRPC: the same rule
+    assert {p["port"] for p in grpc_rule["ports"]} in (
+        {"grpc", "http"},
+        {_port_named(c, "grpc"), _port_named(c, "http")},
+    )
     (peer,) = grpc_rule["from"]
     assert set(peer) == {"podSelector"}, "gRPC is for labelled pods of this namespace only"
     assert peer["podSelector"]["matchLabels"] == {"gan-client-access": "true"}
@@ -259,7 +268,14 @@ def test_configmap_settings_are_real_server_flags(rendered, variant: str) -> Non
     for key, value in settings.items():
         known[key].type_cast_value(ctx, value)
     # Ports and paths the probes and Service depend on stay in args.
-    for fixed in ("GAN_SERVER_HOST", "GAN_SERVER_PORT", "GAN_SERVER_METRICS_PORT", "GAN_SERVER_MODELS"):
+    fixed_settings = (
+        "GAN_SERVER_HOST",
+        "GAN_SERVER_PORT",
+        "GAN_SERVER_HTTP_PORT",
+        "GAN_SERVER_METRICS_PORT",
+        "GAN_SERVER_MODELS",
+    )
+    for fixed in fixed_settings:
         assert fixed not in settings, f"{fixed} belongs in the container args"
 
 
