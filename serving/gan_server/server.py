@@ -25,7 +25,7 @@ from grpc_reflection.v1alpha import reflection
 
 from .batching import Dispatcher
 from .errors import add_lenient_service
-from .interceptors import DrainGate, ObservabilityInterceptor, TokenAuthInterceptor
+from .interceptors import RpcInterceptor
 from .metrics import Metrics
 from .repository import ModelRepository
 from .sampling import LoadedModel
@@ -132,14 +132,10 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None
         raise RuntimeError(f"no model could be loaded from {config.models}: {problems}")
 
     metrics = Metrics() if config.metrics_port is not None else None
-    gate = DrainGate()
-    interceptors: list[grpc.aio.ServerInterceptor] = [gate]
-    if config.token:
-        interceptors.append(TokenAuthInterceptor(config.token))
-    interceptors.append(ObservabilityInterceptor(metrics, lambda name: name in repo.models))
+    gate = RpcInterceptor(config.token, metrics, lambda name: name in repo.models)
     max_bytes = config.max_message_mb * 1024 * 1024
     server = grpc.aio.server(
-        interceptors=interceptors,
+        interceptors=[gate],
         options=[
             ("grpc.max_send_message_length", max_bytes),
             ("grpc.max_receive_message_length", max_bytes),
