@@ -10,6 +10,7 @@ grace period.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -86,6 +87,13 @@ def _credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
     return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca, require_client_auth=ca is not None)
 
 
+def _freeze() -> None:
+    """Keep what exists now (modules, models, sessions) out of the garbage
+    collector's scans, which every request's allocations trigger."""
+    gc.collect()
+    gc.freeze()
+
+
 class _Reloader:
     """Polls the repository; warms new versions; retires removed ones after their calls."""
 
@@ -102,9 +110,18 @@ class _Reloader:
             loaded, removed = await loop.run_in_executor(self.executor, self.repo.rescan)
             if loaded:
                 await loop.run_in_executor(self.executor, _warm_up, loaded)
-            for model in removed:
-                loop.create_task(self.dispatcher.retire(model))
+            if removed:
+                # Objects frozen at start (see serve) are never collected: thaw
+                # them so that the removed versions' cycles can be; refreeze
+                # once they are retired.
+                gc.unfreeze()
+                loop.create_task(self._retire(removed))
             self._count()
+
+    async def _retire(self, removed: list[LoadedModel]) -> None:
+        await asyncio.gather(*(self.dispatcher.retire(model) for model in removed))
+        del removed
+        _freeze()
 
     def _count(self) -> None:
         if self.metrics is not None:
@@ -188,6 +205,7 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None) -> None
     await loop.run_in_executor(executor, _warm_up, [m for v in repo.models.values() for m in v.values()])
     reloader._count()
     repo.warmed = True
+    _freeze()
     for service in ("", SERVICE_NAME):
         await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
     reload_task = loop.create_task(reloader.run(config.reload_interval)) if config.reload_interval > 0 else None
