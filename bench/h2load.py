@@ -121,6 +121,7 @@ class Server:
     line: str
     log_path: Path
     floor: bool = False
+    sample_calls: int = 0  # Sample calls sent so far (each must leave one OK access-log line)
 
     @property
     def pid(self) -> int:
@@ -285,6 +286,7 @@ def check_with_sdk(server: Server, model: str, count: int) -> None:
 
     with GanClient(server.address, timeout=30, retry=False) as client:
         for seed in range(3):
+            server.sample_calls += 1
             result = client.sample(model, n=count, seed=seed)
             if len(result) != count:
                 raise RuntimeError(f"{server.label}: the SDK got {len(result)} images, asked for {count}")
@@ -301,7 +303,9 @@ def wait_for_log(server: Server, expected: int, timeout: float = 10.0) -> int:
 
 def measure(server: Server, data: Path, args: argparse.Namespace, concurrency: int, tmp: Path) -> Run:
     ok_before = server.ok_calls()
-    log_before = server.ok_log_lines() if not server.floor else 0
+    # The lines of earlier calls (warm-up, SDK checks) are written first.
+    log_before = wait_for_log(server, server.sample_calls) if not server.floor and args.check_log else 0
+    server.sample_calls += args.requests
     logfile = tmp / "h2load.log"
     threads0, cpu0 = server.thread_cpu(), server.cpu_seconds()
     stdout = h2load(server.address, data, args.requests, concurrency, args.connections, logfile)
@@ -313,7 +317,7 @@ def measure(server: Server, data: Path, args: argparse.Namespace, concurrency: i
         if got != args.requests:
             raise RuntimeError(f"{server.label}: {got} OK calls counted by the server, h2load sent {args.requests}")
     if not server.floor and args.check_log:
-        got = wait_for_log(server, log_before + args.requests) - log_before
+        got = wait_for_log(server, server.sample_calls) - log_before
         if got != args.requests:
             raise RuntimeError(f"{server.label}: {got} OK access-log lines, h2load sent {args.requests}")
     check_with_sdk(server, args.model, args.count)
@@ -345,6 +349,7 @@ def profile(server: Server, data: Path, args: argparse.Namespace, tmp: Path, out
     rec = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     time.sleep(1.0)
     h2load(server.address, data, args.profile_requests, max(args.concurrency), args.connections, tmp / "p.log")
+    server.sample_calls += args.profile_requests
     rec.send_signal(signal.SIGINT)
     _, err = rec.communicate(timeout=60)
     if not raw.exists():
@@ -425,6 +430,13 @@ def main() -> None:
         metavar="LABEL=CHECKOUT",
         help="a checkout whose sdk/serving/training go on PYTHONPATH (repeat to compare; default: this one)",
     )
+    ap.add_argument(
+        "--system-args",
+        action="append",
+        default=[],
+        metavar="LABEL=FLAGS",
+        help="extra gan-server flags for one system's label (e.g. quiet='--log-level warning')",
+    )
     ap.add_argument("--floor", action="store_true", help="add the empty-handler grpc.aio reference server")
     ap.add_argument("--server-args", default="--metrics-port 0", help="gan-server flags for every system")
     ap.add_argument("--no-check-log", dest="check_log", action="store_false", help="skip the access-log count")
@@ -455,13 +467,18 @@ def main() -> None:
     data = tmp / "sample.bin"
     data.write_bytes(request_body(args.model, args.count))
     server_args = shlex.split(args.server_args)
-    servers = [start(label, root, args.models.resolve(), server_args, tmp, args.count) for label, root in systems]
+    extra = {label: shlex.split(flags) for label, _, flags in (a.partition("=") for a in args.system_args)}
+    servers = [
+        start(label, root, args.models.resolve(), server_args + extra.get(label, []), tmp, args.count)
+        for label, root in systems
+    ]
     results: dict[tuple[str, int], list[Run]] = collections.defaultdict(list)
     profiles: dict[str, Path] = {}
     try:
         for s in servers:
             check_with_sdk(s, args.model, args.count)
             h2load(s.address, data, args.warmup, max(args.concurrency), args.connections, tmp / "w.log")
+            s.sample_calls += args.warmup
         for r in range(args.rounds):
             for c in args.concurrency:
                 order = servers if r % 2 == 0 else servers[::-1]
