@@ -61,6 +61,7 @@ from gan_contract.proto.gan.v1 import generator_pb2 as pb  # noqa: E402
 METHOD = "/gan.v1.Generator/Sample"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 LISTENING = "gan-server listening on "
+PY_SPY_RATE = 200  # samples per second
 
 
 def grpc_frame(message: bytes) -> bytes:
@@ -357,7 +358,14 @@ def profile(server: Server, data: Path, args: argparse.Namespace, tmp: Path, out
     return raw
 
 
-def summarize_profile(raw: Path, top: int) -> str:
+def summarize_profile(raw: Path, top: int, rate: int = PY_SPY_RATE, requests: int | None = None) -> str:
+    """Top functions of py-spy's folded stacks: self time, then inclusive time.
+
+    The samples are taken only while a thread holds the GIL (``--gil``), so
+    they measure Python (and Cython) work; ``Handle._run`` self time is
+    grpc's Cython code run from the event loop. Frames on nearly every stack
+    (the event loop's own, click, runpy) are left out of the inclusive table.
+    """
     self_counts: collections.Counter[str] = collections.Counter()
     incl: collections.Counter[str] = collections.Counter()
     total = 0
@@ -373,10 +381,12 @@ def summarize_profile(raw: Path, top: int) -> str:
         self_counts[_short(frames[-1])] += count
         for name in {_short(f) for f in frames}:
             incl[name] += count
-    lines = [f"samples: {total} (Python stacks, non-idle)", "", "| self % | function |", "|---|---|"]
+    per_request = f", {1000 * total / rate / requests:.3f} ms per request" if requests else ""
+    lines = [f"GIL-holding samples: {total} at {rate} Hz{per_request}", "", "| self % | function |", "|---|---|"]
     lines += [f"| {100 * c / total:.1f} | `{name}` |" for name, c in self_counts.most_common(top)]
     lines += ["", "| inclusive % | function |", "|---|---|"]
-    lines += [f"| {100 * c / total:.1f} | `{name}` |" for name, c in incl.most_common(top)]
+    below = [(name, c) for name, c in incl.most_common() if c < 0.9 * total]
+    lines += [f"| {100 * c / total:.1f} | `{name}` |" for name, c in below[:top]]
     return "\n".join(lines)
 
 
@@ -472,6 +482,7 @@ def main() -> None:
         start(label, root, args.models.resolve(), server_args + extra.get(label, []), tmp, args.count)
         for label, root in systems
     ]
+    load_start = os.getloadavg()[0]
     results: dict[tuple[str, int], list[Run]] = collections.defaultdict(list)
     profiles: dict[str, Path] = {}
     try:
@@ -498,13 +509,15 @@ def main() -> None:
         for s in servers:
             stop(s)
 
+    load_end = os.getloadavg()[0]
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     command = "python bench/h2load.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     print(f"### gan-server under h2load — {when}\n")
     print(
         f"Machine: {machine()}. Command: `{command}`. Model `{args.model}`, {args.count} image(s) per request, "
         f"{args.requests} requests per run, server flags `{args.server_args}`. Median (min–max) over "
-        f"{args.rounds} rounds, systems interleaved. CPU = server utime+stime per request.\n"
+        f"{args.rounds} rounds, systems interleaved. CPU = server utime+stime per request. "
+        f"Load average (1 min) {load_start:.1f} at the start, {load_end:.1f} at the end.\n"
     )
     print("| system | c | req/s | mean ms | p99 ms | server CPU ms/request |\n|---|---|---|---|---|---|")
     for c in args.concurrency:
@@ -525,7 +538,7 @@ def main() -> None:
             print(f"| {name} | " + " | ".join(f"{v:.3f}" for v in cells) + " |")
     for label, raw in profiles.items():
         print(f"\n#### py-spy: {label}, c={max(args.concurrency)}, {args.profile_requests} requests\n")
-        print(summarize_profile(raw, args.top))
+        print(summarize_profile(raw, args.top, requests=args.profile_requests))
     shutil.rmtree(tmp, ignore_errors=True)
 
 
