@@ -478,14 +478,15 @@ def main() -> None:
     data.write_bytes(request_body(args.model, args.count))
     server_args = shlex.split(args.server_args)
     extra = {label: shlex.split(flags) for label, _, flags in (a.partition("=") for a in args.system_args)}
-    servers = [
-        start(label, root, args.models.resolve(), server_args + extra.get(label, []), tmp, args.count)
-        for label, root in systems
-    ]
-    load_start = os.getloadavg()[0]
+    servers: list[Server] = []
     results: dict[tuple[str, int], list[Run]] = collections.defaultdict(list)
     profiles: dict[str, Path] = {}
     try:
+        for label, root in systems:
+            servers.append(
+                start(label, root, args.models.resolve(), server_args + extra.get(label, []), tmp, args.count)
+            )
+        load_start = os.getloadavg()[0]
         for s in servers:
             check_with_sdk(s, args.model, args.count)
             h2load(s.address, data, args.warmup, max(args.concurrency), args.connections, tmp / "w.log")
@@ -508,6 +509,7 @@ def main() -> None:
     finally:
         for s in servers:
             stop(s)
+        shutil.rmtree(tmp, ignore_errors=True)
 
     load_end = os.getloadavg()[0]
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -539,7 +541,6 @@ def main() -> None:
     for label, raw in profiles.items():
         print(f"\n#### py-spy: {label}, c={max(args.concurrency)}, {args.profile_requests} requests\n")
         print(summarize_profile(raw, args.top, requests=args.profile_requests))
-    shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
