@@ -16,7 +16,7 @@ PROTO_VENV ?= .venv-proto
 # the browser tests of the playground page (tests/http/test_playground.py).
 DEB_PACKAGES ?= dataset-fashion-mnist chromium chromium-driver
 
-.PHONY: help venv deb-deps test test-slow test-compat demo proto models zoo zoo-table serve lint bench docs-figures clean
+.PHONY: help venv deb-deps test test-slow test-compat demo proto models zoo zoo-table serve lint bench bench-h2load docs-figures clean
 
 help:
 	@echo "make demo       start the server on the bundled models, sample a grid of 7s"
@@ -27,6 +27,7 @@ help:
 	@echo "make zoo-table  judge the bundled models and rewrite docs/model-zoo.md (no training)"
 	@echo "make serve      serve the bundled models: gRPC on :$(PORT), HTTP and the playground on :$(HTTP_PORT)"
 	@echo "make proto      regenerate the gRPC code from protos/"
+	@echo "make bench-h2load  server CPU and latency per request under h2load (installs nghttp2-client)"
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -69,6 +70,12 @@ bench: $(STAMP)
 	$(PY) bench/backends.py --only dcgan cgan infogan --rounds 3 --seconds 0.5
 	$(PY) bench/serving.py --model dcgan --rounds 3 --seconds 1.5 --clients 64
 	$(PY) bench/torchserve.py --models $(MODELS) --model dcgan
+
+# Per-request cost under h2load (req/s, latency, server CPU per request) against
+# the empty-handler grpc.aio floor; h2load comes from Debian's nghttp2-client.
+bench-h2load: $(STAMP)
+	@$(MAKE) --no-print-directory deb-deps DEB_PACKAGES=nghttp2-client
+	$(PY) bench/h2load.py --models $(MODELS) --model dcgan --rounds 3 --requests 4000 --floor
 
 # Start a server on a free port, sample 64 sevens from the bundled InfoGAN,
 # print the grid's path, stop the server.

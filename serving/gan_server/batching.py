@@ -19,6 +19,7 @@ for a loop that no longer runs.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections import deque
 from collections.abc import Callable
@@ -80,7 +81,7 @@ class DynamicBatcher:
         self._queued_images = 0
         self._wakeup = asyncio.Event()
         self._slots = asyncio.Semaphore(max_in_flight)
-        self._tasks: set[asyncio.Task] = set()
+        self._runs: set[asyncio.Future] = set()
         self._closed = False
         self._loop_task = asyncio.get_running_loop().create_task(self._loop())
 
@@ -131,22 +132,33 @@ class DynamicBatcher:
             if not batch:
                 self._slots.release()
                 continue
-            task = loop.create_task(self._run(batch))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def _run(self, batch: list[_Chunk]) -> None:
-        try:
+            # The run's result is handed out by a callback on the loop, not by a
+            # task awaiting it: one task step less per batch.
             started = time.perf_counter()
             work = [(c.plan, c.start, c.count) for c in batch]
             try:
-                outputs = await asyncio.get_running_loop().run_in_executor(self.executor, run_chunks, self.model, work)
-            except Exception as exc:  # noqa: BLE001 - handed to every caller
+                run = loop.run_in_executor(self.executor, run_chunks, self.model, work)
+            except Exception as exc:  # noqa: BLE001 - e.g. the executor is shut down: handed to every caller
+                run = loop.create_future()
+                run.set_exception(exc)
+            self._runs.add(run)
+            run.add_done_callback(functools.partial(self._finish, batch, started))
+
+    def _finish(self, batch: list[_Chunk], started: float, run: asyncio.Future) -> None:
+        self._runs.discard(run)
+        try:
+            if run.cancelled():
+                for chunk in batch:
+                    if not chunk.future.done():
+                        chunk.future.cancel()
+                return
+            exc = run.exception()
+            if exc is not None:  # handed to every caller
                 for chunk in batch:
                     if not chunk.future.done():
                         chunk.future.set_exception(exc)
                 return
-            for chunk, out in zip(batch, outputs):
+            for chunk, out in zip(batch, run.result()):
                 if not chunk.future.done():
                     chunk.future.set_result(out)
             if self.observer:
@@ -167,8 +179,8 @@ class DynamicBatcher:
             if not chunk.future.done():
                 chunk.future.set_exception(self._closed_error())
         self._queued_images = 0
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._runs:
+            await asyncio.gather(*self._runs, return_exceptions=True)
 
 
 class Dispatcher:
@@ -221,9 +233,10 @@ class Dispatcher:
         """The whole request, split into chunks that run concurrently."""
         model.in_flight += 1
         try:
-            return list(
-                await asyncio.gather(*(self.run_chunk(model, plan, s, n) for s, n in self.chunks(plan.spec.count)))
-            )
+            count = plan.spec.count
+            if count <= self.max_batch:  # one chunk: no gather, no extra task
+                return [await self.run_chunk(model, plan, 0, count)]
+            return list(await asyncio.gather(*(self.run_chunk(model, plan, s, n) for s, n in self.chunks(count))))
         finally:
             model.in_flight -= 1
 

@@ -9,46 +9,15 @@ interfaces takes an explicit ``--host 0.0.0.0``.
 
 from __future__ import annotations
 
-import json
-import logging
 import sys
-import time
 from functools import partial
 
 import click
 from gan_contract.cli_options import build, options
 
 from .config import ENV_PREFIX, ServerConfig
+from .logs import setup as _setup_logging
 from .server import run
-
-_EXTRA_FIELDS = ("request_id", "method", "model", "code", "ms")
-
-
-class _JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        for key in _EXTRA_FIELDS:
-            if hasattr(record, key):
-                entry[key] = getattr(record, key)
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
-
-
-def _setup_logging(level: str, fmt: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(_JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
 
 
 @click.command(

@@ -15,10 +15,13 @@ so callers cannot inflate the number of series.
 With ``--processes N`` each process records into prometheus-client's
 multiprocess files (``PROMETHEUS_MULTIPROC_DIR``) and the supervising process
 serves their sum (:func:`multiprocess_registry`): counters and histograms add
-up; ``models_loaded`` is the smallest count among the live processes.
+up; ``models_loaded`` is the smallest count among the live processes. The labelled children
+are looked up once per label set and kept, so an RPC costs no label lookups.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
@@ -50,16 +53,28 @@ class Metrics:
         self.models_loaded = Gauge(
             "gan_models_loaded", "Loaded model versions.", registry=r, multiprocess_mode="livemin"
         )
+        # Labelled children by label values; the label sets are bounded (see above).
+        self._rpc: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+        self._batch: dict[str, tuple[Any, Any, Any]] = {}
 
     def observe_batch(self, model: LoadedModel, size: int, queue_seconds: list[float]) -> None:
-        self.batch.labels(model.name).observe(size)
-        self.images.labels(model.name).inc(size)
+        children = self._batch.get(model.name)
+        if children is None:
+            name = model.name
+            children = self._batch[name] = (self.batch.labels(name), self.images.labels(name), self.queue.labels(name))
+        batch, images, queue = children
+        batch.observe(size)
+        images.inc(size)
         for q in queue_seconds:
-            self.queue.labels(model.name).observe(q)
+            queue.observe(q)
 
     def observe_rpc(self, method: str, model: str, code: str, seconds: float) -> None:
-        self.requests.labels(method, model, code).inc()
-        self.latency.labels(method, model).observe(seconds)
+        key = (method, model, code)
+        children = self._rpc.get(key)
+        if children is None:
+            children = self._rpc[key] = (self.requests.labels(method, model, code), self.latency.labels(method, model))
+        children[0].inc()
+        children[1].observe(seconds)
 
     def serve_http(self, host: str, port: int) -> int:
         """Start the /metrics endpoint in a daemon thread; return the bound port."""

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from gan_contract.errors import ModelNotFound, ModelUnavailable
 from gan_contract.manifest import MANIFEST_NAME, ManifestError, load_manifest
@@ -48,6 +50,10 @@ class ModelRepository:
     warmed: bool = False  # set once start-up warm-up finished (readiness)
     # What each version directory looked like when last (tried to be) loaded.
     _seen: dict[Path, tuple] = field(default_factory=dict)
+    # Lookups that every request makes, kept until ``models`` changes (rescan,
+    # _drop, mark_broken bump the generation; rescan runs on another thread).
+    _generation: int = field(default=0, repr=False, compare=False)
+    _cache: dict[str, tuple[int, Any]] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -112,6 +118,7 @@ class ModelRepository:
                 continue
             model = outcome
             self.models.setdefault(model.name, {})[model.version] = model
+            self._generation += 1
             loaded.append(model)
             log.info("loaded %s version %s (%s, %s)", model.name, model.version, self.backend, self.device)
         return loaded, removed
@@ -134,6 +141,7 @@ class ModelRepository:
             del versions[model.version]
         if not versions:
             self.models.pop(model.name, None)
+        self._generation += 1
 
     def mark_broken(self, model: LoadedModel, problem: str) -> None:
         """Take a model out of service after a runtime failure of its files."""
@@ -191,7 +199,8 @@ class ModelRepository:
                 raise ModelUnavailable(f"model {name!r} is unavailable: {problem.message}")
             raise ModelNotFound(name, None, self.names())
         if not version:
-            return versions[self.versions(name)[-1]]
+            model = self._cached("latest", self._latest_by_name).get(name)
+            return model if model is not None else versions[max(tuple(versions), key=version_key)]
         if version not in versions:
             problem = self._problem(name, version)
             if problem is not None:
@@ -203,4 +212,23 @@ class ModelRepository:
         return [self.get(name) for name in self.names()]
 
     def conditional_names(self) -> list[str]:
-        return [m.name for m in self.latest() if m.takes_condition]
+        """Names of the loaded models that take a condition (shared between calls: do not change it)."""
+        return self._cached("conditional", lambda: [m.name for m in self.latest() if m.takes_condition])
+
+    def _latest_by_name(self) -> dict[str, LoadedModel]:
+        out = {}
+        for name, versions in list(self.models.items()):
+            numbers = tuple(versions)
+            model = versions.get(max(numbers, key=version_key)) if numbers else None
+            if model is not None:
+                out[name] = model
+        return out
+
+    def _cached(self, key: str, compute: Callable[[], Any]) -> Any:
+        generation = self._generation
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] == generation:
+            return hit[1]
+        value = compute()
+        self._cache[key] = (generation, value)  # a change meanwhile bumped the generation: recomputed next time
+        return value

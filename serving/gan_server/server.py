@@ -15,6 +15,7 @@ one HTTP port with ``--http-port``, gan_server.http);
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -31,7 +32,7 @@ from grpc_reflection.v1alpha import reflection
 from .batching import Dispatcher
 from .config import ServerConfig
 from .errors import add_lenient_service
-from .interceptors import DrainGate, ObservabilityInterceptor, TokenAuthInterceptor
+from .interceptors import RpcInterceptor
 from .metrics import Metrics
 from .repository import ModelRepository
 from .sampling import LoadedModel
@@ -66,6 +67,13 @@ def _credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
     return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca, require_client_auth=ca is not None)
 
 
+def _freeze() -> None:
+    """Keep what exists now (modules, models, sessions) out of the garbage
+    collector's scans, which every request's allocations trigger."""
+    gc.collect()
+    gc.freeze()
+
+
 class _Reloader:
     """Polls the repository; warms new versions; retires removed ones after their calls."""
 
@@ -82,9 +90,18 @@ class _Reloader:
             loaded, removed = await loop.run_in_executor(self.executor, self.repo.rescan)
             if loaded:
                 await loop.run_in_executor(self.executor, _warm_up, loaded)
-            for model in removed:
-                loop.create_task(self.dispatcher.retire(model))
+            if removed:
+                # Objects frozen at start (see serve) are never collected: thaw
+                # them so that the removed versions' cycles can be; refreeze
+                # once they are retired.
+                gc.unfreeze()
+                loop.create_task(self._retire(removed))
             self._count()
+
+    async def _retire(self, removed: list[LoadedModel]) -> None:
+        await asyncio.gather(*(self.dispatcher.retire(model) for model in removed))
+        del removed
+        _freeze()
 
     def _count(self) -> None:
         if self.metrics is not None:
@@ -161,11 +178,7 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None, worker:
         raise RuntimeError(f"no model could be loaded from {config.models}: {problems}")
 
     metrics = Metrics() if config.metrics_port is not None else None
-    gate = DrainGate()
-    interceptors: list[grpc.aio.ServerInterceptor] = [gate]
-    if config.token:
-        interceptors.append(TokenAuthInterceptor(config.token))
-    interceptors.append(ObservabilityInterceptor(metrics, lambda name: name in repo.models))
+    gate = RpcInterceptor(config.token, metrics, lambda name: name in repo.models)
     max_bytes = config.max_message_mb * 1024 * 1024
     server_options: list[tuple[str, int]] = [
         ("grpc.max_send_message_length", max_bytes),
@@ -173,7 +186,7 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None, worker:
     ]
     if worker is not None:  # every process binds the same port(s); the kernel spreads connections
         server_options.append(("grpc.so_reuseport", 1))
-    server = grpc.aio.server(interceptors=interceptors, options=server_options)
+    server = grpc.aio.server(interceptors=[gate], options=server_options)
     executor = ThreadPoolExecutor(max_workers=config.workers, thread_name_prefix="infer")
     dispatcher = Dispatcher(
         executor,
@@ -234,6 +247,7 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None, worker:
         _handle_signals(loop, stop, reloader, config)
         await worker.wait_for_siblings(stop)
     if not stop.is_set():
+        _freeze()
         for service in ("", SERVICE_NAME):
             await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
         if http_front is not None:

@@ -177,7 +177,9 @@ def stream_chunk_images(model: LoadedModel, max_batch: int) -> int:
 
 
 def sample_response(model: LoadedModel, seed: int, parts: list[SampleOutput], start: int = 0) -> pb.SampleResponse:
-    images = np.concatenate([p.images for p in parts])
+    # One part (every request up to --max-batch images): its arrays as they are, no concatenation.
+    one = parts[0] if len(parts) == 1 else None
+    images = one.images if one else np.concatenate([p.images for p in parts])
     image = model.manifest.image
     response = pb.SampleResponse(
         model=model.name,
@@ -186,11 +188,12 @@ def sample_response(model: LoadedModel, seed: int, parts: list[SampleOutput], st
         image=pb.ImageSpec(height=image.height, width=image.width, channels=image.channels),
         images=images.tobytes(),
         seed=seed,
-        classes=np.concatenate([p.classes for p in parts]).tolist(),
+        classes=(one.classes if one else np.concatenate([p.classes for p in parts])).tolist(),
         start=start,
     )
     if parts[0].latents is not None:
-        response.latents.extend(np.concatenate([p.latents for p in parts]).ravel().tolist())
+        latents = one.latents if one else np.concatenate([p.latents for p in parts])
+        response.latents.extend(latents.ravel().tolist())
     return response
 
 
