@@ -40,8 +40,11 @@ from gan_contract.counter_rng import (
     round_keys,
 )
 
-# Rows per chunk hold about this many blocks (bounds the temporaries).
+# Rows per chunk hold about this many blocks (bounds the temporaries, about 200
+# bytes a block). On CUDA each chunk costs a few hundred kernel launches, so
+# chunks are larger there: 4096 images of 100-d z are one chunk.
 CHUNK_BLOCKS = 1 << 16
+CHUNK_BLOCKS_CUDA = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,14 @@ def _horner(x2: torch.Tensor, coeffs: tuple[float, ...]) -> torch.Tensor:
 _OCTANT_TURNS = (1, 1j, 1j, -1, -1, -1j, -1j, 1)
 
 
+@functools.lru_cache(maxsize=16)
+def _turns(device: torch.device) -> torch.Tensor:
+    turns = torch.tensor(_OCTANT_TURNS, dtype=torch.complex128, device=device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)  # copied before any other stream reads it
+    return turns
+
+
 def normals(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Box-Muller of radius words ``a`` and angle words ``b`` (int64, same
     shape S): float64 (*S, 2), the pairs (r cos theta, r sin theta), zeros as
@@ -141,7 +152,7 @@ def normals(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     sin_phi = _horner(x2, SIN_COEFFS).mul_(phi).add_(phi)
     cos_phi = _horner(x2, COS_COEFFS).add_(1.0)
     # (x + iy) = r (cos phi + i sin phi) i**q: exact, a swap and signs
-    turns = torch.tensor(_OCTANT_TURNS, dtype=torch.complex128, device=b.device)
+    turns = _turns(b.device)
     xy = torch.complex(cos_phi.mul_(r), sin_phi.mul_(r)).mul_(turns[b >> 29])
     return torch.view_as_real(xy).add(0.0)
 
@@ -223,7 +234,8 @@ def _codes(words, count, dim, num_categories, num_continuous, continuous_range, 
     z = torch.empty((count, dim), dtype=torch.float32, device=device)
     cat = torch.zeros((count,), dtype=torch.int64, device=device)
     cont = torch.empty((count, num_continuous), dtype=torch.float32, device=device)
-    rows = max(1, min(count, CHUNK_BLOCKS // max(1, j.numel())))
+    chunk = CHUNK_BLOCKS_CUDA if torch.device(device).type == "cuda" else CHUNK_BLOCKS
+    rows = max(1, min(count, chunk // max(1, j.numel())))
     for first in range(0, count, rows):
         n = min(rows, count - first)
         w = words(j, tag, first, n)  # (4, n, blocks)
