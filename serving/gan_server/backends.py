@@ -85,6 +85,31 @@ class OnnxBackend:
         return out
 
 
+def set_conv_tf32(module, allow: bool) -> int:
+    """Set cuDNN's TF32 switch of every traced convolution in ``module``'s graphs to ``allow``.
+
+    ``torch.jit.trace`` records a convolution as ``aten::_convolution`` with the
+    tracing process's ``allow_tf32`` as a constant (on by default), which would
+    override the process-wide setting: fp32 would run in TF32 on CUDA. Call it
+    before the module first runs. Returns how many convolutions it set (CPU
+    kernels ignore the switch).
+    """
+    changed = 0
+    for sub in module.modules():
+        try:
+            graph = sub.graph
+        except (AttributeError, RuntimeError):  # a submodule without forward
+            continue
+        for node in graph.findAllNodes("aten::_convolution"):
+            if len(list(node.inputs())) != 13:  # not the signature whose last argument is allow_tf32
+                continue
+            with graph.insert_point_guard(node):
+                flag = graph.insertConstant(allow)
+            node.replaceInput(12, flag)
+            changed += 1
+    return changed
+
+
 class TorchScriptBackend:
     name = "torchscript"
 
@@ -113,6 +138,7 @@ class TorchScriptBackend:
             self.module = torch.jit.load(str(path), map_location=self.device).eval()
         except Exception as exc:
             raise BackendError(f"{path}: torch.jit cannot load it: {exc}") from exc
+        set_conv_tf32(self.module, precision == "tf32")
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)  # the weights are in place before other streams read them
         self.input_names = input_names

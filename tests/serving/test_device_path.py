@@ -16,6 +16,7 @@ import asyncio
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,7 @@ from gan_server.backends import BackendError, TorchScriptBackend
 from gan_server.repository import ModelRepository
 from gan_server.sampling import LoadedModel
 
+from .. import conftest
 from ..conftest import BIN, start_server, stop_server
 
 torch = pytest.importorskip("torch")
@@ -36,6 +38,23 @@ MODELS = ("dcgan", "cgan", "infogan")
 NAMES = (*MODELS, *(f"{m}-v" for m in MODELS))
 # docs/deploy.md: across numerical paths, one level on at most 0.1 % of the pixels
 MAX_DIFFERENT_FRACTION = 0.001
+
+
+@pytest.fixture(scope="module", autouse=True)
+def gan_server_command(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """``gan-server``, or where the tree is used uninstalled (bench/gpu.sh sets PYTHONPATH) a
+    stand-in that runs ``python -m gan_server``, for conftest.start_server too."""
+    if (BIN / "gan-server").exists():
+        yield [str(BIN / "gan-server")]
+        return
+    shim = tmp_path_factory.mktemp("bin")
+    (shim / "gan-server").write_text(f'#!/bin/sh\nexec "{sys.executable}" -m gan_server "$@"\n')
+    (shim / "gan-server").chmod(0o755)
+    saved, conftest.BIN = conftest.BIN, shim
+    try:
+        yield [str(shim / "gan-server")]
+    finally:
+        conftest.BIN = saved
 
 
 @pytest.fixture(scope="module")
@@ -149,13 +168,36 @@ def test_other_precisions_run_close_to_fp32(repo_root: Path, models: dict[str, L
         assert diff.max() <= 8 and diff.mean() < 0.2, (precision, diff.max(), diff.mean())
 
 
-def test_precision_is_checked(repo_root: Path) -> None:
+def _conv_tf32_flags(backend: TorchScriptBackend) -> list[bool]:
+    flags = []
+    for sub in backend.module.modules():
+        try:
+            graph = sub.graph
+        except (AttributeError, RuntimeError):
+            continue
+        flags += [list(n.inputs())[12].toIValue() for n in graph.findAllNodes("aten::_convolution")]
+    return flags
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_traced_convolutions_follow_the_precision_not_the_tracer(repo_root: Path, name: str) -> None:
+    """The traced graphs say allow_tf32=True; fp32 must not run in TF32 on CUDA."""
+    raw = torch.jit.load(str(repo_root / name / "1" / "model.ts"))
+    traced = [
+        list(n.inputs())[12].toIValue() for s in raw.modules() for n in s.graph.findAllNodes("aten::_convolution")
+    ]
+    assert traced and all(traced)
+    assert _conv_tf32_flags(_load(repo_root, name).backend) == [False] * len(traced)
+    assert _conv_tf32_flags(_load(repo_root, name, precision="tf32").backend) == [True] * len(traced)
+
+
+def test_precision_is_checked(repo_root: Path, gan_server_command: list[str]) -> None:
     with pytest.raises(BackendError, match="unknown precision 'fp8'"):
         TorchScriptBackend(repo_root / "dcgan" / "1" / "model.ts", ["z"], precision="fp8")
     with pytest.raises(ValueError, match="--precision fp16 needs --backend torchscript"):
         ModelRepository(repo_root, precision="fp16")
     out = subprocess.run(
-        [str(BIN / "gan-server"), "--models", str(repo_root), "--port", "0", "--precision", "fp16"],
+        [*gan_server_command, "--models", str(repo_root), "--port", "0", "--precision", "fp16"],
         capture_output=True,
         text=True,
         timeout=120,
