@@ -155,6 +155,13 @@ def test_only_what_a_request_asked_for_comes_back(models: dict[str, LoadedModel]
     assert dcgan.generate(dcgan.plan(SampleSpec(count=4)), 0, 4).classes.tolist() == [-1] * 4
 
 
+# Lower precisions against fp32, (most levels apart, mean levels apart). Measured on
+# CPU torch 2.13 (512 images of dcgan, cgan, infogan): fp16 1 level on 1-2 % of the
+# pixels (mean 0.018), bf16 up to 7 levels on 9-13 % (mean 0.14); with room for
+# other kernels. TF32 (CUDA only) keeps fp16's 10-bit mantissa for the products.
+CLOSE = {"tf32": (2, 0.05), "fp16": (2, 0.05), "bf16": (12, 0.3)}
+
+
 @pytest.mark.parametrize("precision", ["tf32", "fp16", "bf16"])
 def test_other_precisions_run_close_to_fp32(repo_root: Path, models: dict[str, LoadedModel], precision: str) -> None:
     model = _load(repo_root, "cgan-v", precision=precision)
@@ -164,8 +171,9 @@ def test_other_precisions_run_close_to_fp32(repo_root: Path, models: dict[str, L
     diff = np.abs(got - want)
     if precision == "tf32":  # TF32 is a CUDA setting: on the CPU this is fp32
         assert diff.max() == 0
-    else:  # measured on CPU torch 2.13: fp16 within 1 level, bf16 within 6, most pixels equal
-        assert diff.max() <= 8 and diff.mean() < 0.2, (precision, diff.max(), diff.mean())
+    else:
+        most, mean = CLOSE[precision]
+        assert diff.max() <= most and diff.mean() < mean, (precision, diff.max(), diff.mean())
 
 
 def _conv_tf32_flags(backend: TorchScriptBackend) -> list[bool]:
@@ -278,8 +286,8 @@ def test_cuda_lower_precisions_stay_close(repo_root: Path, models: dict[str, Loa
     got = cuda.generate(plan, 0, 512).images.astype(int)
     want = models["infogan-v"].generate(plan, 0, 512).images.astype(int)
     diff = np.abs(got - want)
-    # the CPU figures (fp16 <= 1 level, bf16 <= 6) with a margin; most pixels equal
-    assert diff.max() <= 8 and diff.mean() < 0.2, (precision, diff.max(), diff.mean())
+    most, mean = CLOSE[precision]
+    assert diff.max() <= most and diff.mean() < mean, (precision, diff.max(), diff.mean())
 
 
 @pytest.mark.gpu
