@@ -1,4 +1,8 @@
-"""Pixels: the generator's float output ↔ uint8 NHWC, and image grids (numpy only)."""
+"""Pixels: the generator's float output ↔ uint8 NHWC, and image grids.
+
+numpy, and :func:`to_uint8_torch`, the same conversion on a torch tensor on its
+device (this module does not import torch).
+"""
 
 from __future__ import annotations
 
@@ -20,6 +24,20 @@ def to_uint8(images: np.ndarray, value_range: tuple[float, float]) -> np.ndarray
     np.rint(scaled, out=scaled)
     np.clip(scaled, 0, 255, out=scaled)
     return np.ascontiguousarray(scaled.astype(np.uint8).transpose(0, 2, 3, 1))
+
+
+def to_uint8_torch(images, value_range: tuple[float, float]):
+    """:func:`to_uint8` on a torch tensor, on its device: the same bytes for the same floats.
+
+    The same float32 steps in the same order (``(x - low) * (255 / (high - low))``,
+    each rounded to float32; half-precision output is widened first), rounded half
+    to even (``torch.round``), clamped, cast and permuted to a contiguous
+    (N, H, W, C) uint8 tensor.
+    """
+    low, high = value_range
+    scaled = images.float().sub(low).mul_(255.0 / (high - low))
+    scaled.round_().clamp_(0, 255)
+    return scaled.byte().permute(0, 2, 3, 1).contiguous()
 
 
 def from_uint8(images: np.ndarray, value_range: tuple[float, float]) -> np.ndarray:

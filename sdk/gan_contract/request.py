@@ -9,10 +9,15 @@ same inputs (and, on the same backend, the same bytes) wherever it runs.
     plan = plan_request(manifest, spec)           # InvalidArgument names the field
     feeds, classes = model_inputs(manifest, plan, start=0, count=8)
     images = to_uint8(run_graph(feeds), manifest.image.value_range)
+
+The rules from codes to inputs run on numpy arrays, or on torch tensors on
+any device (``device=`` below: a server that keeps the whole hot loop on a
+GPU), with the same values: torch is imported only then.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -157,57 +162,182 @@ def plan_request(manifest: Manifest, spec: SampleSpec, conditional_models: Seque
     return Plan(spec=spec, fixed_class=fixed)
 
 
-def draw(manifest: Manifest, seed: int, start: int, count: int) -> Codes:
+def draw(manifest: Manifest, seed: int, start: int, count: int, device=None) -> Codes:
     """The codes of images ``start .. start+count-1`` of seed ``seed`` for this model,
-    under the latent scheme its manifest names."""
+    under the latent scheme its manifest names.
+
+    With ``device`` (a torch device), tensors on it (``TorchCodes``, same fields):
+    the vectorised scheme is drawn there; the per-image one by numpy, then copied.
+    """
+    return draw_many(manifest, [(seed, start, count)], device)
+
+
+def draw_many(manifest: Manifest, runs: Sequence[tuple[int, int, int]], device=None) -> Codes:
+    """The codes of several runs ``(seed, start, count)`` of images, stacked in order
+    (the chunks of one backend run). On a torch ``device`` the vectorised scheme
+    draws all the rows in one pass."""
     cond = manifest.conditioning
-    return draw_codes(
-        seed,
-        start,
-        count,
-        manifest.latent.dim,
+    shape = dict(
+        dim=manifest.latent.dim,
         num_categories=num_classes(cond),
         num_continuous=cond.num_continuous,
         continuous_range=cond.continuous_range,
-        scheme=manifest.latent_scheme,
     )
+    if device is not None and manifest.latent_scheme == "philox4x32-vectorised":
+        from .counter_rng_torch import draw_codes_torch, draw_rows_torch
+
+        if len(runs) == 1:
+            ((seed, start, count),) = runs
+            return draw_codes_torch(seed, start, count, **shape, device=device)
+        seeds = np.concatenate([np.full(count, seed, np.uint64) for seed, _, count in runs])
+        indices = np.concatenate([np.arange(count, dtype=np.uint64) + np.uint64(start) for _, start, count in runs])
+        return draw_rows_torch(seeds, indices, **shape, device=device)
+    parts = [draw_codes(seed, start, count, scheme=manifest.latent_scheme, **shape) for seed, start, count in runs]
+    codes = parts[0]
+    if len(parts) > 1:
+        codes = Codes(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in dataclasses.fields(Codes)))
+    if device is None:
+        return codes
+    from .counter_rng_torch import TorchCodes
+
+    ops = _TorchOps(device)
+    return TorchCodes(
+        z=ops.float32(codes.z), category=ops.int64(codes.category), continuous=ops.float32(codes.continuous)
+    )
+
+
+class _NumpyOps:
+    """The array operations the input rules use, on numpy arrays."""
+
+    def float32(self, x) -> np.ndarray:
+        return np.ascontiguousarray(x, np.float32)
+
+    def int64(self, x) -> np.ndarray:
+        return np.asarray(x, np.int64)
+
+    def full(self, count: int, value: int) -> np.ndarray:
+        return np.full(count, value, np.int64)
+
+    def one_hot(self, classes, n: int) -> np.ndarray:
+        return np.eye(n, dtype=np.float32)[classes]
+
+    def tile(self, values: Sequence[float], count: int) -> np.ndarray:
+        return np.tile(np.asarray(values, np.float32), (count, 1))
+
+    def concat(self, arrays: list) -> np.ndarray:
+        return np.concatenate(arrays)
+
+
+class _TorchOps:
+    """The same operations on torch tensors on ``device`` (host values are copied there)."""
+
+    def __init__(self, device) -> None:
+        import torch
+
+        self.torch = torch
+        self.device = torch.device(device)
+
+    def float32(self, x):
+        return self.torch.as_tensor(x, dtype=self.torch.float32, device=self.device).contiguous()
+
+    def int64(self, x):
+        return self.torch.as_tensor(x, dtype=self.torch.int64, device=self.device)
+
+    def full(self, count: int, value: int):
+        return self.torch.full((count,), value, dtype=self.torch.int64, device=self.device)
+
+    def one_hot(self, classes, n: int):
+        return self.torch.eye(n, dtype=self.torch.float32, device=self.device)[classes]
+
+    def tile(self, values: Sequence[float], count: int):
+        return self.torch.tensor(list(values), dtype=self.torch.float32, device=self.device).repeat(count, 1)
+
+    def concat(self, arrays: list):
+        return self.torch.cat(arrays)
+
+
+def _ops(codes: Codes) -> _NumpyOps | _TorchOps:
+    """numpy's operations for numpy codes, torch's on their device for tensors."""
+    if isinstance(codes.z, np.ndarray):
+        return _NumpyOps()
+    return _TorchOps(codes.z.device)
 
 
 def inputs_from_codes(
     manifest: Manifest,
     codes: Codes,
-    classes: np.ndarray | None = None,
+    classes=None,
     continuous: Sequence[float] = (),
-    z: np.ndarray | None = None,
-) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    z=None,
+) -> tuple[dict, object]:
     """Named graph inputs from drawn codes, and the class index of each image.
 
     ``classes`` (N,) overrides the drawn class/category per image, ``continuous``
-    the drawn InfoGAN codes for every image, ``z`` the drawn latents.
+    the drawn InfoGAN codes for every image, ``z`` the drawn latents. The inputs
+    are numpy arrays for numpy codes, tensors on the codes' device for torch
+    codes (``classes`` and ``z`` may then be host arrays: they are copied there).
     """
+    ops = _ops(codes)
     cond = manifest.conditioning
     count = len(codes.z)
-    z = codes.z if z is None else np.ascontiguousarray(z, np.float32)
-    classes = codes.category if classes is None else np.asarray(classes, np.int64)
-    feeds: dict[str, np.ndarray] = {"z": z}
+    z = codes.z if z is None else ops.float32(z)
+    classes = codes.category if classes is None else ops.int64(classes)
+    feeds = {"z": z}
     if cond.kind == "class":
         feeds["label"] = classes
     elif cond.kind == "infogan":
-        feeds["category"] = np.eye(cond.num_categories, dtype=np.float32)[classes]
+        feeds["category"] = ops.one_hot(classes, cond.num_categories)
         cont = codes.continuous
         if continuous:
-            cont = np.tile(np.asarray(continuous, np.float32), (count, 1))
+            cont = ops.tile(continuous, count)
         feeds["continuous"] = cont
     return feeds, classes
 
 
-def model_inputs(manifest: Manifest, plan: Plan, start: int, count: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Graph inputs for images ``start .. start+count-1`` of a planned request, and their classes."""
+def _plain(plan: Plan) -> bool:
+    """Whether the request takes its inputs as drawn (nothing fixed or given)."""
+    return plan.fixed_class is None and not plan.spec.continuous and plan.spec.latents is None
+
+
+def _chunk_inputs(manifest: Manifest, plan: Plan, start: int, count: int, codes: Codes) -> tuple[dict, object]:
     spec = plan.spec
-    codes = draw(manifest, spec.seed, spec.first_index + start, count)
     z = None if spec.latents is None else spec.latents[start : start + count]
-    classes = None if plan.fixed_class is None else np.full(count, plan.fixed_class, np.int64)
+    classes = None if plan.fixed_class is None else _ops(codes).full(count, plan.fixed_class)
     return inputs_from_codes(manifest, codes, classes, spec.continuous, z)
+
+
+def batch_inputs(manifest: Manifest, chunks: Sequence[tuple[Plan, int, int]], device=None) -> tuple[dict, object]:
+    """Graph inputs of several chunks ``(plan, start, count)`` of planned requests
+    (images ``start .. start+count-1`` of each), stacked in order, and their classes.
+
+    numpy arrays, or with ``device`` (a torch device) tensors on it: the codes are
+    drawn once for all the chunks and each chunk's values replace its own rows.
+    """
+    runs = [(plan.spec.seed, plan.spec.first_index + start, count) for plan, start, count in chunks]
+    codes = draw_many(manifest, runs, device)
+    if all(_plain(plan) for plan, _, _ in chunks):
+        return inputs_from_codes(manifest, codes)
+    parts, offset = [], 0
+    for plan, start, count in chunks:
+        rows = slice(offset, offset + count)
+        part = dataclasses.replace(
+            codes, z=codes.z[rows], category=codes.category[rows], continuous=codes.continuous[rows]
+        )
+        parts.append(_chunk_inputs(manifest, plan, start, count, part))
+        offset += count
+    if len(parts) == 1:
+        return parts[0]
+    ops = _ops(codes)
+    feeds = {name: ops.concat([f[name] for f, _ in parts]) for name in parts[0][0]}
+    return feeds, ops.concat([c for _, c in parts])
+
+
+def model_inputs(
+    manifest: Manifest, plan: Plan, start: int, count: int, device=None
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Graph inputs for images ``start .. start+count-1`` of a planned request, and their classes
+    (numpy; with ``device``, torch tensors on it)."""
+    return batch_inputs(manifest, [(plan, start, count)], device)
 
 
 def reported_classes(manifest: Manifest, classes: np.ndarray) -> np.ndarray:

@@ -26,7 +26,6 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
-import numpy as np
 from gan_contract.errors import Unavailable
 from gan_contract.request import Plan
 
@@ -46,18 +45,8 @@ class _Chunk:
 
 
 def run_chunks(model: LoadedModel, chunks: list[tuple[Plan, int, int]]) -> list[SampleOutput]:
-    """Build each chunk's inputs, run them stacked in one call, split the output."""
-    prepared = [model.feeds(plan, start, count) for plan, start, count in chunks]
-    if len(prepared) == 1:
-        stacked = prepared[0][0]
-    else:
-        stacked = {name: np.concatenate([feeds[name] for feeds, _ in prepared]) for name in prepared[0][0]}
-    images = model.run(stacked)
-    outputs, offset = [], 0
-    for (plan, _, count), (feeds, classes) in zip(chunks, prepared):
-        outputs.append(model.output(plan, feeds, classes, images[offset : offset + count]))
-        offset += count
-    return outputs
+    """Run the chunks stacked in one backend call (on the device where the backend can), split the output."""
+    return model.run_chunks(chunks)
 
 
 class DynamicBatcher:

@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 from gan_contract.cli_options import setting
 
-from .backends import BACKENDS, DEVICES
+from .backends import BACKENDS, DEVICES, PRECISIONS
 
 ENV_PREFIX = "GAN_SERVER"
 
@@ -54,6 +54,12 @@ class ServerConfig:
     port: int = setting(50051, "gRPC port; 0 picks a free one (printed at start).", type=click.IntRange(0, 65535))
     backend: str = setting("onnx", type=click.Choice(BACKENDS))
     device: str = setting("cpu", "cuda fails at start when no CUDA runtime is present.", type=click.Choice(DEVICES))
+    precision: str = setting(
+        "fp32",
+        "Generator arithmetic (--backend torchscript): fp32; tf32 (TF32 convolutions on CUDA); "
+        "fp16 or bf16 (autocast). Pixels may move by a level or more against fp32.",
+        type=click.Choice(PRECISIONS),
+    )
     threads: int = setting(0, "Intra-op threads per model (0 = runtime default).", type=click.IntRange(0))
     workers: int = setting(2, "Threads running inference concurrently.", type=click.IntRange(1))
     processes: int = setting(

@@ -45,6 +45,7 @@ class ModelRepository:
     backend: str = "onnx"
     device: str = "cpu"
     threads: int = 0
+    precision: str = "fp32"  # torchscript only
     models: dict[str, dict[str, LoadedModel]] = field(default_factory=dict)
     problems: list[LoadProblem] = field(default_factory=list)
     warmed: bool = False  # set once start-up warm-up finished (readiness)
@@ -58,6 +59,10 @@ class ModelRepository:
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
             raise ValueError(f"unknown backend {self.backend!r}; known: {', '.join(BACKENDS)}")
+        if self.precision != "fp32" and self.backend != "torchscript":
+            raise ValueError(
+                f"--precision {self.precision} needs --backend torchscript (onnx runs the graph as exported)"
+            )
 
     def load_all(self) -> None:
         """Scan ``root`` and load every valid version. Problems are kept in ``problems``."""
@@ -165,7 +170,11 @@ class ModelRepository:
                     version_dir / MANIFEST_NAME, "files.torchscript", "is missing (--backend torchscript)"
                 )
             backend = TorchScriptBackend(
-                version_dir / entry.path, [t.name for t in manifest.inputs], device=self.device, threads=self.threads
+                version_dir / entry.path,
+                [t.name for t in manifest.inputs],
+                device=self.device,
+                threads=self.threads,
+                precision=self.precision,
             )
         else:
             backend = OnnxBackend(version_dir / manifest.files["onnx"].path, device=self.device, threads=self.threads)

@@ -81,5 +81,37 @@ class LoadedModel:
 
     def generate(self, plan: Plan, start: int, count: int) -> SampleOutput:
         """Images ``start .. start+count-1`` of the planned request, in one backend run."""
-        feeds, classes = self.feeds(plan, start, count)
-        return self.output(plan, feeds, classes, self.run(feeds))
+        return self.run_chunks([(plan, start, count)])[0]
+
+    def run_chunks(self, chunks: list[tuple[Plan, int, int]]) -> list[SampleOutput]:
+        """Chunks ``(plan, start, count)`` of planned requests, stacked in one backend run; one output each.
+
+        A backend with ``sample`` (torchscript) does the whole run on its device;
+        otherwise the inputs are built here with numpy and only the graph runs in
+        the backend.
+        """
+        if hasattr(self.backend, "sample"):
+            return self._run_on_device(chunks)
+        prepared = [self.feeds(plan, start, count) for plan, start, count in chunks]
+        if len(prepared) == 1:
+            stacked = prepared[0][0]
+        else:
+            stacked = {name: np.concatenate([feeds[name] for feeds, _ in prepared]) for name in prepared[0][0]}
+        images = self.run(stacked)
+        outputs, offset = [], 0
+        for (plan, _, count), (feeds, classes) in zip(chunks, prepared):
+            outputs.append(self.output(plan, feeds, classes, images[offset : offset + count]))
+            offset += count
+        return outputs
+
+    def _run_on_device(self, chunks: list[tuple[Plan, int, int]]) -> list[SampleOutput]:
+        images, latents, classes = self.backend.sample(self.manifest, chunks)
+        outputs, offset = [], 0
+        for (plan, _, count), z in zip(chunks, latents):
+            if classes is not None:
+                drawn = classes[offset : offset + count]
+            else:  # not drawn: the request's fixed class, or none (reported as -1)
+                drawn = np.full(count, -1 if plan.fixed_class is None else plan.fixed_class, np.int64)
+            outputs.append(SampleOutput(images[offset : offset + count], z, reported_classes(self.manifest, drawn)))
+            offset += count
+        return outputs

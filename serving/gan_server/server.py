@@ -169,7 +169,9 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None, worker:
     """
     log.info("configuration: %s", config.public())
     credentials = _credentials(config)
-    repo = ModelRepository(config.models, backend=config.backend, device=config.device, threads=config.threads)
+    repo = ModelRepository(
+        config.models, backend=config.backend, device=config.device, threads=config.threads, precision=config.precision
+    )
     loop = asyncio.get_running_loop()
     # Loading reads files and builds sessions: keep it off the event loop.
     await loop.run_in_executor(None, repo.load_all)
