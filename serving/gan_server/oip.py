@@ -16,7 +16,7 @@ from importlib import metadata
 
 import grpc
 import numpy as np
-from gan_contract.errors import InvalidArgument
+from gan_contract.errors import InvalidArgument, shown
 from gan_contract.request import SampleSpec
 
 from ._proto.inference import grpc_predict_v2_pb2 as pb
@@ -179,19 +179,19 @@ def decode_inputs(request: pb.ModelInferRequest, specs: list[InputSpec], model_n
         if spec is None:
             raise InvalidArgument(
                 name or f"inputs[{index}]",
-                f"model {model_name!r} has no input {name!r}; its inputs: {', '.join(by_name)}",
+                f"model {model_name!r} has no input {shown(name)}; its inputs: {', '.join(by_name)}",
             )
         if name in values:
             raise InvalidArgument(name, "is given more than once")
         if any(key.startswith("shared_memory") for key in tensor.parameters):
             raise InvalidArgument(name, "shared-memory inputs are not supported; send the data in the request")
         if tensor.datatype != spec.datatype:
-            raise InvalidArgument(name, f"datatype must be {spec.datatype}, got {tensor.datatype!r}")
+            raise InvalidArgument(name, f"datatype must be {spec.datatype}, got {shown(tensor.datatype)}")
         shape = tuple(tensor.shape)
         if len(shape) != len(spec.shape) or any(
             (d < 1) if want == -1 else (d != want) for d, want in zip(shape, spec.shape)
         ):
-            raise InvalidArgument(name, f"shape must be {_shape_text(spec.shape)}, got {list(shape)}")
+            raise InvalidArgument(name, f"shape must be {_shape_text(spec.shape)}, got {shown(list(shape))}")
         size = math.prod(shape)
         dtype, field = _TYPES[spec.datatype]
         if raw:
@@ -275,8 +275,8 @@ def check_requested_outputs(request: pb.ModelInferRequest) -> None:
     for index, out in enumerate(request.outputs):
         if out.name != OUTPUT:
             raise InvalidArgument(
-                out.name or f"outputs[{index}]", f"unknown output {out.name!r}; the only output is {OUTPUT!r}"
+                out.name or f"outputs[{index}]", f"unknown output {shown(out.name)}; the only output is {OUTPUT!r}"
             )
         unsupported = sorted(k for k in out.parameters if k.startswith("shared_memory") or k == "classification")
         if unsupported:
-            raise InvalidArgument(OUTPUT, f"output parameter {unsupported[0]!r} is not supported")
+            raise InvalidArgument(OUTPUT, f"output parameter {shown(unsupported[0])} is not supported")
