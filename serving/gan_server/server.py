@@ -1,10 +1,11 @@
 """The asyncio gRPC server: model loading, health, reflection, graceful stop.
 
-Run it with ``gan-server --models models --port 50051`` (see cli.py). Health
-(grpc.health.v1) reports NOT_SERVING until every model is loaded and has
-produced one warm-up image, then SERVING; on SIGTERM/SIGINT it goes back to
-NOT_SERVING, refuses new calls and lets in-flight calls finish within the
-grace period.
+Run it with ``gan-server --models models --port 50051`` (see cli.py). Every
+model is loaded and makes one warm-up image before the port is bound (a
+version that fails is left out and answers FAILED_PRECONDITION; the others
+serve); health (grpc.health.v1) reports SERVING once the server listens. On
+SIGTERM/SIGINT it goes back to NOT_SERVING, refuses new calls and lets
+in-flight calls finish within the grace period.
 
 With ``--processes N`` (N > 1) the command runs :func:`gan_server.procs.supervise`
 instead, which starts N processes that each run :func:`serve` on one port;
@@ -23,7 +24,6 @@ from typing import TYPE_CHECKING
 
 import grpc
 from gan_contract.proto.gan.v1 import generator_pb2
-from gan_contract.request import SampleSpec
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -33,7 +33,6 @@ from .errors import add_lenient_service
 from .interceptors import DrainGate, ObservabilityInterceptor, TokenAuthInterceptor
 from .metrics import Metrics
 from .repository import ModelRepository
-from .sampling import LoadedModel
 from .servicer import GeneratorServicer
 
 if TYPE_CHECKING:
@@ -42,11 +41,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("gan_server")
 
 SERVICE_NAME = generator_pb2.DESCRIPTOR.services_by_name["Generator"].full_name
-
-
-def _warm_up(models: list[LoadedModel]) -> None:
-    for model in models:
-        model.generate(model.plan(SampleSpec(count=1)), 0, 1)
 
 
 def _credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
@@ -65,7 +59,7 @@ def _credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
 
 
 class _Reloader:
-    """Polls the repository; warms new versions; retires removed ones after their calls."""
+    """Polls the repository (which warms up new versions); retires removed ones after their calls."""
 
     def __init__(self, repo: ModelRepository, dispatcher: Dispatcher, executor, metrics: Metrics | None) -> None:
         self.repo = repo
@@ -77,9 +71,9 @@ class _Reloader:
     async def scan(self) -> None:
         loop = asyncio.get_running_loop()
         async with self._lock:
-            loaded, removed = await loop.run_in_executor(self.executor, self.repo.rescan)
-            if loaded:
-                await loop.run_in_executor(self.executor, _warm_up, loaded)
+            # A version that fails its checks or its warm-up is a problem of its
+            # own (FAILED_PRECONDITION); the scan goes on with the others.
+            _, removed = await loop.run_in_executor(self.executor, self.repo.rescan)
             for model in removed:
                 loop.create_task(self.dispatcher.retire(model))
             self._count()
@@ -121,7 +115,7 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None, worker:
     credentials = _credentials(config)
     repo = ModelRepository(config.models, backend=config.backend, device=config.device, threads=config.threads)
     loop = asyncio.get_running_loop()
-    # Loading reads files and builds sessions: keep it off the event loop.
+    # Loading reads files, builds sessions and warms them up: keep it off the event loop.
     await loop.run_in_executor(None, repo.load_all)
     if not repo.models:
         problems = "; ".join(p.message for p in repo.problems) or "no <name>/<version>/manifest.json found"
@@ -186,7 +180,6 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None, worker:
     metrics_port = metrics.serve_http(config.host, config.metrics_port) if metrics and worker is None else None
 
     reloader = _Reloader(repo, dispatcher, executor, metrics)
-    await loop.run_in_executor(executor, _warm_up, [m for v in repo.models.values() for m in v.values()])
     reloader._count()
     repo.warmed = True
     stop = stop or asyncio.Event()
