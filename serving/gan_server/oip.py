@@ -25,6 +25,7 @@ from .batching import Dispatcher
 from .errors import add_lenient_service, grpc_errors
 from .repository import ModelRepository
 from .sampling import LoadedModel
+from .servicer import length_delimited_size, max_fitting
 
 Context = grpc.aio.ServicerContext
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
@@ -95,7 +96,10 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         values = decode_inputs(request, model_inputs(model), model.name)
         spec = sample_spec(model, values, self.max_count)
         field = "latent" if "count" not in values and "latent" in values else "count"
-        check_response_size(model, spec.count, self.max_message_bytes, field)
+        # The id comes back in the response: a long one counts against the limit.
+        request_id = request.id
+        id_bytes = len(request_id) if request_id.isascii() else len(request_id.encode("utf-8"))
+        check_response_size(model, spec.count, self.max_message_bytes, field, id_bytes)
         plan = model.plan(spec, self.repo.conditional_names())
         # The dispatcher gan.v1 Sample uses: same chunking, batching and limits, same images.
         parts = await self.dispatcher.run(model, plan)
@@ -103,7 +107,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
         return pb.ModelInferResponse(
             model_name=model.name,
             model_version=model.version,
-            id=request.id,
+            id=request_id,
             outputs=[pb.ModelInferResponse.InferOutputTensor(name=OUTPUT, datatype="UINT8", shape=images.shape)],
             raw_output_contents=[images.tobytes()],
         )
@@ -257,17 +261,51 @@ def sample_spec(model: LoadedModel, values: dict[str, np.ndarray], max_count: in
     )
 
 
-def check_response_size(model: LoadedModel, count: int, limit: int, field: str) -> None:
-    """Refuse, before any work, a response over the server's message limit."""
+def infer_response_size(model: LoadedModel, count: int, id_bytes: int = 0) -> int:
+    """The serialized size of the ModelInferResponse ModelInfer builds for ``count`` images.
+
+    Exact: the names, the echoed ``id`` (``id_bytes`` of UTF-8), the output
+    tensor's metadata (its shape's varints depend on ``count``) and the raw
+    images, each with its tag and length.
+    """
     image = model.manifest.image
-    per_image = image.height * image.width * image.channels
-    need = per_image * count + 1024
-    if need > limit:
+    size = pb.ModelInferResponse(
+        model_name=model.name,
+        model_version=model.version,
+        outputs=[
+            pb.ModelInferResponse.InferOutputTensor(
+                name=OUTPUT, datatype="UINT8", shape=(count, image.height, image.width, image.channels)
+            )
+        ],
+    ).ByteSize()
+    if id_bytes:
+        size += length_delimited_size(id_bytes)
+    return size + length_delimited_size(count * image.height * image.width * image.channels)
+
+
+def check_response_size(model: LoadedModel, count: int, limit: int, field: str, id_bytes: int = 0) -> None:
+    """Refuse, before any work, a response over the server's message limit."""
+    need = infer_response_size(model, count, id_bytes)
+    if need <= limit:
+        return
+    fits = max_fitting(lambda n: infer_response_size(model, n, id_bytes), limit)
+    advice = f"ask for at most {fits} per request" if fits else "no image fits"
+    if id_bytes and infer_response_size(model, count) <= limit:
+        raise InvalidArgument(
+            "id",
+            f"is {id_bytes} bytes and comes back in the response: with {count} images it needs {need} bytes, "
+            f"over this server's message limit of {limit} bytes; send a shorter id, or with this one {advice}",
+        )
+    if not fits:
         raise InvalidArgument(
             field,
-            f"{count} images need about {need} bytes, over this server's message limit of {limit} bytes; "
-            f"ask for at most {max(1, (limit - 1024) // per_image)} per request",
+            f"one image needs {infer_response_size(model, 1, id_bytes)} bytes, over this server's message limit "
+            f"of {limit} bytes",
         )
+    raise InvalidArgument(
+        field,
+        f"{count} images need {need} bytes, over this server's message limit of {limit} bytes; {advice}",
+    )
 
 
 def check_requested_outputs(request: pb.ModelInferRequest) -> None:

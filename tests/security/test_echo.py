@@ -15,11 +15,12 @@ import pytest
 from gan_contract.errors import ECHO_CHARS, MESSAGE_CHARS, clip, shown
 from gan_contract.proto.gan.v1 import generator_pb2 as pb
 from gan_contract.proto.gan.v1 import generator_pb2_grpc as pb_grpc
-from gan_server._proto.inference import grpc_predict_v2_pb2 as ip
-from gan_server._proto.inference import grpc_predict_v2_pb2_grpc as ip_grpc
+from tritonclient.grpc import service_pb2 as ip
+from tritonclient.grpc import service_pb2_grpc as ip_grpc
 
 from ..conftest import RunningServer, start_server, stop_server
 
+# OIP messages are tritonclient's (the same wire format): one test process can register only one set
 Tensor = ip.ModelInferRequest.InferInputTensor
 
 
