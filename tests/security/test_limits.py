@@ -17,14 +17,15 @@ import grpc
 import pytest
 from gan_contract.proto.gan.v1 import generator_pb2 as pb
 from gan_contract.proto.gan.v1 import generator_pb2_grpc as pb_grpc
-from gan_server._proto.inference import grpc_predict_v2_pb2 as ip
-from gan_server._proto.inference import grpc_predict_v2_pb2_grpc as ip_grpc
 from gan_server.servicer import varint_size
+from tritonclient.grpc import service_pb2 as ip
+from tritonclient.grpc import service_pb2_grpc as ip_grpc
 
 from ..conftest import RunningServer, start_server, stop_server
 
 LIMIT = 1 << 20  # --max-message-mb 1
 FAST_MODELS = ("dcgan", "cgan", "infogan", "gan-ring8")
+# OIP messages are tritonclient's (the same wire format): one test process can register only one set
 Tensor = ip.ModelInferRequest.InferInputTensor
 # Where a send over the limit would show: the access log said OK and grpc logged this.
 SEND_FAILED = "Sent message larger than max"
