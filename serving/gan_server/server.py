@@ -4,8 +4,8 @@ Run it with ``gan-server --models models --port 50051`` (see cli.py). Every
 model is loaded and makes one warm-up image before the port is bound (a
 version that fails is left out and answers FAILED_PRECONDITION; the others
 serve); health (grpc.health.v1) reports SERVING once the server listens. On
-SIGTERM/SIGINT it goes back to NOT_SERVING, refuses new calls and lets
-in-flight calls finish within the grace period.
+SIGTERM/SIGINT it goes back to NOT_SERVING, refuses new calls and stops as
+soon as the calls in flight have finished, or when the grace period ends.
 
 With ``--processes N`` (N > 1) the command runs :func:`gan_server.procs.supervise`
 instead, which starts N processes that each run :func:`serve` on one port;
@@ -41,6 +41,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("gan_server")
 
 SERVICE_NAME = generator_pb2.DESCRIPTOR.services_by_name["Generator"].full_name
+# Once the counted calls are done, what may still be open is uncounted and
+# mostly open-ended (health Watch, reflection streams): this long for them.
+_UNCOUNTED_GRACE = 0.25
 
 
 def _credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
@@ -210,13 +213,34 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None, worker:
     # then stop the transport with whatever grace is left.
     gate.draining = True
     started = loop.time()
-    idle = await gate.wait_idle(config.grace)
+    idle = await _drained(gate, config.grace)
     if not idle:
         log.warning("%d calls still in flight after %.1f s; cancelling them", gate.in_flight, config.grace)
-    await server.stop(max(0.0, config.grace - (loop.time() - started)))
+    # The gate counts every sampling call; what else is open now is a health
+    # Watch or a reflection stream, which never end by themselves (waiting
+    # for them would always take the whole grace period) or a health check,
+    # which takes microseconds.
+    left = max(0.0, config.grace - (loop.time() - started))
+    await server.stop(min(left, _UNCOUNTED_GRACE))
     await dispatcher.close()
     executor.shutdown(wait=True)
     log.info("stopped")
+
+
+async def _drained(gate: DrainGate, grace: float) -> bool:
+    """Wait until no counted call is in flight (at most ``grace`` seconds).
+
+    A call accepted just before draining began is counted only once its
+    handler runs: after an idle gate, yield to the loop briefly and look again.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace
+    while True:
+        if not await gate.wait_idle(max(0.0, deadline - loop.time())):
+            return False
+        await asyncio.sleep(0.02)
+        if not gate.in_flight:
+            return True
 
 
 def run(config: ServerConfig, log_setup: Callable[[], None] | None = None) -> int:
