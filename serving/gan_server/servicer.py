@@ -111,6 +111,7 @@ class GeneratorServicer(pb_grpc.GeneratorServicer):
         expected = request.count * img.height * img.width * img.channels
         if len(request.images) != expected:
             raise InvalidArgument("images", f"expected {expected} bytes (count x H x W x C), got {len(request.images)}")
+        check_encode_size(model, request.count, self.max_message_bytes)
         images = np.frombuffer(request.images, np.uint8).reshape(request.count, img.height, img.width, img.channels)
         latents = await self.dispatcher.call(model.encode, images)
         return pb.EncodeResponse(
@@ -193,6 +194,25 @@ def check_response_size(model: LoadedModel, spec: SampleSpec, limit: int) -> Non
         f"{spec.count} images need {need} bytes, over this server's message limit of {limit} bytes; "
         f"ask for at most {fits} or use SampleStream",
     )
+
+
+def encode_response_size(model: LoadedModel, count: int) -> int:
+    """The serialized size of the EncodeResponse for ``count`` images (packed float latents)."""
+    dim = model.manifest.latent.dim
+    size = pb.EncodeResponse(model=model.name, version=model.version, count=count, latent_dim=dim).ByteSize()
+    return size + (length_delimited_size(4 * count * dim) if count else 0)
+
+
+def check_encode_size(model: LoadedModel, count: int, limit: int) -> None:
+    """Refuse, before any work, latents that could not be sent (small images with long latents)."""
+    need = encode_response_size(model, count)
+    if need > limit:
+        fits = max_fitting(lambda n: encode_response_size(model, n), limit)
+        raise InvalidArgument(
+            "count",
+            f"the latents of {count} images need {need} bytes, over this server's message limit of {limit} bytes; "
+            f"send at most {fits} images per call",
+        )
 
 
 def sample_spec(request: pb.SampleRequest, model: LoadedModel, max_count: int) -> SampleSpec:

@@ -220,3 +220,39 @@ def test_a_62_mb_id_is_refused_before_any_work(bundled_models: Path, tmp_path: P
     assert any("INVALID_ARGUMENT" in line for line in lines), lines
     assert SEND_FAILED not in srv.log()
     assert elapsed < 10, elapsed
+
+
+def test_encode_suggestion_is_exact(tmp_path: Path) -> None:
+    # Small images with long latents: 4 bytes in, 256 bytes out per image. Before, 10,000 images
+    # (40 kB in) were encoded, then the 2.5 MB answer failed to send.
+    from tests.sdk.tiny_models import write_encoder_model
+
+    root = write_encoder_model(tmp_path / "models", latent_dim=64, side=2)
+    srv = _serve(root, tmp_path / "log")
+    try:
+        with _channel(srv) as channel:
+            stub = pb_grpc.GeneratorStub(channel)
+
+            def call(count: int) -> pb.EncodeResponse:
+                image = pb.ImageSpec(height=2, width=2, channels=1)
+                request = pb.EncodeRequest(model="tinybigan", count=count, image=image, images=bytes(4 * count))
+                return stub.Encode(request, timeout=60)
+
+            with pytest.raises(grpc.RpcError) as info:
+                call(10_000)
+            assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            n = int(re.search(r"at most (\d+) images", info.value.details()).group(1))
+            response = call(n)
+            assert len(response.latents) == 64 * n and len(response.SerializeToString()) <= LIMIT
+            grown = pb.EncodeResponse()
+            grown.CopyFrom(response)
+            grown.count = n + 1
+            grown.latents.extend(response.latents[-64:])
+            assert len(grown.SerializeToString()) > LIMIT
+            with pytest.raises(grpc.RpcError) as info:
+                call(n + 1)
+            assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert f"need {len(grown.SerializeToString())} bytes" in info.value.details()
+    finally:
+        stop_server(srv)
+    assert SEND_FAILED not in srv.log()
