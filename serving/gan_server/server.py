@@ -200,10 +200,11 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None, worker:
         if not stop.is_set():
             worker.report_serving(port, names)  # the supervisor prints the listening line
     else:
+        # Drain on SIGTERM from the moment anyone can know the server is up.
+        _handle_signals(loop, stop, reloader, config)
         # Tests and scripts read this line to learn the ports (``--port 0``).
         extra = f" metrics on {config.host}:{metrics_port}" if metrics_port else ""
         print(f"gan-server listening on {config.host}:{port} serving {names}{extra}", flush=True)
-        _handle_signals(loop, stop, reloader, config)
     await stop.wait()
     log.info("stopping: draining in-flight calls for up to %.1f s", config.grace)
     if reload_task:

@@ -68,3 +68,13 @@ def test_drain_still_waits_for_calls_in_flight(dcgan_only: Path, tmp_path: Path)
     finally:
         stop_server(srv)
     assert results == [4096] * 3, results
+
+
+def test_sigterm_right_after_the_listening_line_drains(dcgan_only: Path, tmp_path: Path) -> None:
+    # Before: the handlers were installed after the line was printed; a SIGTERM sent as soon as
+    # it was read could kill the process with the default action (exit status -15).
+    for attempt in range(3):
+        srv = start_server(dcgan_only, tmp_path / f"log{attempt}")
+        srv.process.send_signal(signal.SIGTERM)
+        assert srv.process.wait(30) == 0, srv.log()[-1000:]
+        stop_server(srv)
