@@ -148,6 +148,19 @@ def test_links_that_stay_inside_the_repository_are_fine(root: Path) -> None:
     assert repo.versions("dcgan") == ["1", "2"]
 
 
+def test_kubernetes_volume_layout_loads(root: Path, tmp_path: Path) -> None:
+    # A projected volume: the real files under ..<timestamp>/, ..data linking there, and each
+    # top-level name a link through ..data. Nothing leaves the root; the ".." names are skipped.
+    volume = tmp_path / "volume"
+    shutil.copytree(root, volume / "..2026_01_01_00_00_00.1")
+    (volume / "..data").symlink_to("..2026_01_01_00_00_00.1")
+    for name in ("dcgan", "cgan"):
+        (volume / name).symlink_to(Path("..data") / name)
+    repo = ModelRepository(volume, threads=1)
+    repo.load_all()
+    assert repo.problems == [] and repo.names() == ["cgan", "dcgan"]
+
+
 def test_symlink_out_seen_by_a_client(bundled_models: Path, tmp_path: Path, outside: Path) -> None:
     root = _repo_of(bundled_models, tmp_path / "models", "dcgan", "cgan")
     target = outside / "model.onnx"
