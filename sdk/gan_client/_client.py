@@ -15,6 +15,7 @@ the same results. Their arguments are declared once: the constructor's in
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
 from types import ModuleType
 from typing import Any, TypeVar
@@ -24,6 +25,7 @@ import numpy as np
 from gan_contract.proto.gan.v1 import generator_pb2 as pb
 from gan_contract.proto.gan.v1 import generator_pb2_grpc as pb_grpc
 from google.protobuf.message import Message
+from grpc_health.v1 import health_pb2
 
 from . import _core
 from ._config import ClientConfig
@@ -32,6 +34,9 @@ from ._options import InterpolateOptions, SampleOptions, takes
 from ._types import ModelInfo, SampleResult
 
 T = TypeVar("T")
+
+# Codes that do not show a server answered (so do not prove one exists at the address).
+_NO_ANSWER = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED)
 
 
 class _BaseClient:
@@ -52,9 +57,46 @@ class _BaseClient:
             self._channel = self._grpc.insecure_channel(self.server, options=conn.options)
         self._methods = _core.unary_methods(self._channel)
         self._sample_stream = pb_grpc.GeneratorStub(self._channel).SampleStream
+        # Set once a server answered at this address: from then on a call
+        # waits for it (within its deadline) while it restarts.
+        self._reached = False
 
-    def _kwargs(self, timeout: float | None) -> dict[str, Any]:
-        return {"timeout": self.timeout if timeout is None else timeout, "metadata": self._metadata}
+    def _kwargs(self, timeout: float | None, request: Message | None = None) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"timeout": self.timeout if timeout is None else timeout, "metadata": self._metadata}
+        if self._waits(request):
+            kwargs["wait_for_ready"] = True
+        return kwargs
+
+    def _waits(self, request: Message | None) -> bool:
+        """Whether a call waits for a connection: retries on, a server answered before, not a health check."""
+        retry = self.retry
+        return (
+            retry is not None
+            and retry.wait_for_ready
+            and self._reached
+            and not isinstance(request, health_pb2.HealthCheckRequest)
+        )
+
+    def _answered(self, exc: grpc.RpcError | None = None) -> None:
+        if exc is None or exc.code() not in _NO_ANSWER:  # type: ignore[attr-defined]
+            self._reached = True
+
+    def _deadline(self, timeout: float | None) -> float:
+        return time.monotonic() + (self.timeout if timeout is None else timeout)
+
+    def _stream_kwargs(self, deadline: float, request: pb.SampleRequest) -> dict[str, Any]:
+        return self._kwargs(max(0.0, deadline - time.monotonic()), request)
+
+    def _resumable(self, exc: grpc.RpcError, done: int, deadline: float) -> bool:
+        """Whether a stream cut after ``done`` images goes on from the next one.
+
+        Only with retries on, for their status codes, once images arrived
+        (before that, gRPC's own retries apply), and within the deadline.
+        """
+        retry, code = self.retry, exc.code()  # type: ignore[attr-defined]
+        if retry is None or not done or code is None or code.name not in retry.status_codes:
+            return False
+        return time.monotonic() < deadline
 
     def _error(self, exc: grpc.RpcError) -> APIError:
         return from_rpc_error(exc, self.server, tls=self.tls)
@@ -75,9 +117,12 @@ class GanClient(_BaseClient):
 
     def _call(self, request: Message, timeout: float | None) -> Any:
         try:
-            return self._methods[type(request)](request, **self._kwargs(timeout))
+            response = self._methods[type(request)](request, **self._kwargs(timeout, request))
         except grpc.RpcError as exc:
+            self._answered(exc)
             raise self._error(exc) from None
+        self._answered()
+        return response
 
     def _run(self, plan: _core.Plan[T], timeout: float | None) -> T:
         """Execute a plan: each step's requests one after another."""
@@ -118,14 +163,26 @@ class GanClient(_BaseClient):
         return self._stream(_core.build_sample_request(opts), opts.timeout)
 
     def _stream(self, req: pb.SampleRequest, timeout: float | None) -> Iterator[SampleResult]:
-        call = self._sample_stream(req, **self._kwargs(timeout))
-        try:
-            for resp in call:
-                yield _core.decode_sample(req, resp)
-        except grpc.RpcError as exc:
-            raise self._error(exc) from None
-        finally:
-            call.cancel()
+        deadline, part, done, version = self._deadline(timeout), req, 0, ""
+        while True:
+            call = self._sample_stream(part, **self._stream_kwargs(deadline, part))
+            try:
+                for resp in call:
+                    self._answered()
+                    version = version or resp.version
+                    done += resp.count
+                    yield _core.decode_sample(req, resp)
+                return
+            except grpc.RpcError as exc:
+                self._answered(exc)
+                if not self._resumable(exc, done, deadline):
+                    raise self._error(exc) from None
+                if done >= req.count:
+                    return  # every image had arrived
+                # the same images from the next one on, on the same version: none twice, none lost
+                part = _core.resume_request(req, done, version)
+            finally:
+                call.cancel()
 
     @takes(InterpolateOptions)
     def interpolate(self, opts: InterpolateOptions) -> SampleResult:
@@ -173,9 +230,12 @@ class AsyncGanClient(_BaseClient):
 
     async def _call(self, request: Message, timeout: float | None) -> Any:
         try:
-            return await self._methods[type(request)](request, **self._kwargs(timeout))
+            response = await self._methods[type(request)](request, **self._kwargs(timeout, request))
         except grpc.RpcError as exc:
+            self._answered(exc)
             raise self._error(exc) from None
+        self._answered()
+        return response
 
     async def _run(self, plan: _core.Plan[T], timeout: float | None) -> T:
         """Execute a plan: each step's requests concurrently; the first of their
@@ -208,14 +268,25 @@ class AsyncGanClient(_BaseClient):
         return self._stream(_core.build_sample_request(opts), opts.timeout)
 
     async def _stream(self, req: pb.SampleRequest, timeout: float | None) -> AsyncIterator[SampleResult]:
-        call = self._sample_stream(req, **self._kwargs(timeout))
-        try:
-            async for resp in call:
-                yield _core.decode_sample(req, resp)
-        except grpc.RpcError as exc:
-            raise self._error(exc) from None
-        finally:
-            call.cancel()
+        deadline, part, done, version = self._deadline(timeout), req, 0, ""
+        while True:
+            call = self._sample_stream(part, **self._stream_kwargs(deadline, part))
+            try:
+                async for resp in call:
+                    self._answered()
+                    version = version or resp.version
+                    done += resp.count
+                    yield _core.decode_sample(req, resp)
+                return
+            except grpc.RpcError as exc:
+                self._answered(exc)
+                if not self._resumable(exc, done, deadline):
+                    raise self._error(exc) from None
+                if done >= req.count:
+                    return
+                part = _core.resume_request(req, done, version)
+            finally:
+                call.cancel()
 
     @takes(InterpolateOptions)
     async def interpolate(self, opts: InterpolateOptions) -> SampleResult:

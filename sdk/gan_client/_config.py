@@ -44,6 +44,15 @@ class RetryPolicy:
     ``max_backoff``, with gRPC's jitter), up to ``max_attempts`` attempts in all,
     all within the call's deadline. Requests are deterministic, so retrying
     them is safe. gRPC allows at most 5 attempts.
+
+    With ``wait_for_ready`` (the default), once a call has reached the server
+    later calls wait for a connection, within their deadline, while it is
+    down (a restart, a rolling update) instead of spending the attempts in a
+    few seconds of refused connections; an address where no server ever
+    answered still fails after the backoffs. A ``sample_stream`` cut by one
+    of ``status_codes`` after some images arrived resumes from the next image
+    (``first_index``), on the version it started with, so every image comes
+    exactly once.
     """
 
     max_attempts: int = 5
@@ -51,6 +60,7 @@ class RetryPolicy:
     max_backoff: float = 5.0
     backoff_multiplier: float = 2.0
     status_codes: tuple[str, ...] = ("UNAVAILABLE", "CANCELLED")
+    wait_for_ready: bool = True
 
     def __post_init__(self) -> None:
         if not 2 <= self.max_attempts <= MAX_ATTEMPTS_LIMIT:

@@ -236,6 +236,25 @@ def build_sample_request(opts: SampleOptions) -> pb.SampleRequest:
     return req
 
 
+def resume_request(req: pb.SampleRequest, done: int, version: str = "") -> pb.SampleRequest:
+    """The request for the images of ``req`` after its first ``done``, on ``version`` when given.
+
+    Image i of a request is stream (seed, first_index + i), so moving
+    ``first_index`` on (and cutting explicit latents) gives the same images.
+    """
+    rest = pb.SampleRequest()
+    rest.CopyFrom(req)
+    rest.count = req.count - done
+    rest.first_index = req.first_index + done
+    if version:
+        rest.version = version
+    if len(req.latents):
+        dim = len(req.latents) // req.count
+        del rest.latents[:]
+        rest.latents.extend(req.latents[done * dim :])
+    return rest
+
+
 def check_one_condition(digit: int | None, label: str | None, category: int | None) -> None:
     """At most one of digit, label, category: ValueError naming those given.
 

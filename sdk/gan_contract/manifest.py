@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
+import stat
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,9 @@ _DTYPES = ("float32", "int64")
 # repeated here to keep this module standard-library only; a test keeps the
 # two equal. A manifest without "latent_scheme" has the first.
 LATENT_SCHEMES = ("philox4x64-per-image", "philox4x32-vectorised")
+
+# A manifest is a few KiB; anything this large is not one.
+MAX_MANIFEST_BYTES = 16 << 20
 
 
 class ManifestError(ValueError):
@@ -138,12 +143,47 @@ def expected_inputs(latent: LatentSpec, cond: Conditioning) -> tuple[TensorSpec,
     return (z,)
 
 
+class NotRegularFile(OSError):
+    """A path that names a FIFO, a socket, a device or a directory where a file was expected."""
+
+    def __init__(self, path: Path | str, kind: str) -> None:
+        self.problem = f"is {kind}, not a regular file"
+        super().__init__(f"{path} {self.problem}")
+
+
+def open_regular(path: Path | str):
+    """``path`` opened for reading in binary mode, if it is a regular file.
+
+    The open is non-blocking (``O_NONBLOCK``): a FIFO in a file's place would
+    otherwise block the opening thread until some writer came. The type is
+    then checked on the open descriptor (``fstat``), so what is checked is
+    what is read; anything but a regular file raises :class:`NotRegularFile`.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags | getattr(os, "O_BINARY", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = "a FIFO" if stat.S_ISFIFO(mode) else "a directory" if stat.S_ISDIR(mode) else "a special file"
+            raise NotRegularFile(path, kind)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def sha256_file(path: Path | str) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open_regular(path) as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def is_inside(path: Path | str, root: Path | str) -> bool:
+    """Whether ``path``, all symbolic links followed, is ``root`` (links followed) or inside it."""
+    real = Path(os.path.realpath(path))
+    return real.is_relative_to(os.path.realpath(root))
 
 
 # --------------------------------------------------------------------------
@@ -347,35 +387,63 @@ def _tensor(r: _Reader, raw: Any, prefix: str) -> TensorSpec:
     return TensorSpec(name, tuple(shape), dtype)
 
 
-def load_manifest(version_dir: Path | str, verify_files: bool = True) -> Manifest:
+def load_manifest(version_dir: Path | str, verify_files: bool = True, root: Path | str | None = None) -> Manifest:
     """Read and validate ``version_dir/manifest.json``.
 
-    With ``verify_files`` every listed file must exist and match its sha256.
+    With ``verify_files`` every listed file must be a regular file matching
+    its sha256. With ``root`` (a model repository) the manifest and every
+    listed file must resolve inside ``root``: a symbolic link out is refused.
     """
+    return read_manifest(version_dir, verify_files, root)[0]
+
+
+def read_manifest(
+    version_dir: Path | str, verify_files: bool = True, root: Path | str | None = None
+) -> tuple[Manifest, str]:
+    """:func:`load_manifest`, and the manifest's text as read."""
     version_dir = Path(version_dir)
     path = version_dir / MANIFEST_NAME
+    if root is not None and not is_inside(path, root):
+        raise ManifestError(path, "<file>", "resolves outside the model repository")
     try:
-        text = path.read_text(encoding="utf-8")
+        with open_regular(path) as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > MAX_MANIFEST_BYTES:
+                raise ManifestError(path, "<file>", f"is {size} bytes; a manifest has at most {MAX_MANIFEST_BYTES}")
+            raw = f.read(MAX_MANIFEST_BYTES + 1)
     except FileNotFoundError:
         raise ManifestError(path, "<file>", "does not exist") from None
+    except NotRegularFile as exc:
+        raise ManifestError(path, "<file>", exc.problem) from None
     except OSError as exc:
         raise ManifestError(path, "<file>", f"cannot be read: {exc.strerror}") from None
     try:
+        text = raw.decode("utf-8")
         data = json.loads(text)
+    except UnicodeDecodeError:
+        raise ManifestError(path, "<file>", "is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
         raise ManifestError(path, "<file>", f"is not valid JSON (line {exc.lineno}: {exc.msg})") from None
     manifest = parse_manifest(data, path)
-    if verify_files:
-        for fmt, entry in manifest.files.items():
-            target = version_dir / entry.path
-            if not target.is_file():
-                raise ManifestError(path, f"files.{fmt}.path", f"{entry.path} does not exist")
+    for fmt, entry in manifest.files.items():
+        target = version_dir / entry.path
+        if root is not None and not is_inside(target, root):
+            raise ManifestError(path, f"files.{fmt}.path", f"{entry.path} resolves outside the model repository")
+        if not verify_files:
+            continue
+        try:
             actual = sha256_file(target)
-            if actual != entry.sha256:
-                raise ManifestError(
-                    path, f"files.{fmt}.sha256", f"{entry.path} has sha256 {actual}, manifest says {entry.sha256}"
-                )
-    return manifest
+        except FileNotFoundError:
+            raise ManifestError(path, f"files.{fmt}.path", f"{entry.path} does not exist") from None
+        except NotRegularFile as exc:
+            raise ManifestError(path, f"files.{fmt}.path", f"{entry.path} {exc.problem}") from None
+        except OSError as exc:
+            raise ManifestError(path, f"files.{fmt}.path", f"{entry.path} cannot be read: {exc.strerror}") from None
+        if actual != entry.sha256:
+            raise ManifestError(
+                path, f"files.{fmt}.sha256", f"{entry.path} has sha256 {actual}, manifest says {entry.sha256}"
+            )
+    return manifest, text
 
 
 def write_manifest(version_dir: Path | str, manifest: Manifest) -> Path:

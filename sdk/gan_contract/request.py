@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InvalidArgument
+from .errors import InvalidArgument, shown
 from .latents import MAX_SEED, Codes, draw_codes
 from .manifest import Conditioning, Manifest
 
@@ -101,7 +101,9 @@ def class_for_label(manifest: Manifest, label: str) -> int:
     cond = manifest.conditioning
     names = list(cond.class_names)
     if label not in names:
-        raise InvalidArgument("label", f"model {manifest.name!r} has no class {label!r}; classes: {', '.join(names)}")
+        raise InvalidArgument(
+            "label", f"model {manifest.name!r} has no class {shown(label)}; classes: {', '.join(names)}"
+        )
     index = names.index(label)
     if cond.kind == "infogan":
         # class_names name what category_to_digit points at; the error names the field sent

@@ -25,7 +25,7 @@ from importlib import metadata
 
 import grpc
 import numpy as np
-from gan_contract.errors import InvalidArgument
+from gan_contract.errors import InvalidArgument, shown
 from gan_contract.request import Plan, SampleSpec
 from google.protobuf import json_format
 
@@ -35,6 +35,7 @@ from .batching import Dispatcher
 from .errors import add_lenient_service, grpc_errors
 from .repository import ModelRepository
 from .sampling import LoadedModel
+from .servicer import length_delimited_size, max_fitting
 
 Context = grpc.aio.ServicerContext
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
@@ -109,6 +110,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             lambda model: decode_inputs(request, model_inputs(model), model.name),
             self.max_count,
             self.max_message_bytes,
+            id_bytes=_utf8_len(request.id),
         )
         images = await run_infer(self.dispatcher, model, plan)
         return pb.ModelInferResponse(
@@ -221,19 +223,19 @@ def check_inputs(
         if spec is None:
             raise InvalidArgument(
                 name or f"inputs[{index}]",
-                f"model {model_name!r} has no input {name!r}; its inputs: {', '.join(by_name)}",
+                f"model {model_name!r} has no input {shown(name)}; its inputs: {', '.join(by_name)}",
             )
         if name in values:
             raise InvalidArgument(name, "is given more than once")
         if any(key.startswith("shared_memory") for key in tensor.parameters):
             raise InvalidArgument(name, "shared-memory inputs are not supported; send the data in the request")
         if tensor.datatype != spec.datatype:
-            raise InvalidArgument(name, f"datatype must be {spec.datatype}, got {tensor.datatype!r}")
+            raise InvalidArgument(name, f"datatype must be {spec.datatype}, got {shown(tensor.datatype)}")
         shape = tensor.shape
         if len(shape) != len(spec.shape) or any(
             (d < 1) if want == -1 else (d != want) for d, want in zip(shape, spec.shape)
         ):
-            raise InvalidArgument(name, f"shape must be {_shape_text(spec.shape)}, got {list(shape)}")
+            raise InvalidArgument(name, f"shape must be {_shape_text(spec.shape)}, got {shown(list(shape))}")
         values[name] = read(index, tensor, spec).reshape(shape)
     return values
 
@@ -323,17 +325,51 @@ def sample_spec(model: LoadedModel, values: dict[str, np.ndarray], max_count: in
     )
 
 
-def check_response_size(model: LoadedModel, count: int, limit: int, field: str) -> None:
-    """Refuse, before any work, a response over the server's message limit."""
+def infer_response_size(model: LoadedModel, count: int, id_bytes: int = 0) -> int:
+    """The serialized size of the ModelInferResponse ModelInfer builds for ``count`` images.
+
+    Exact: the names, the echoed ``id`` (``id_bytes`` of UTF-8), the output
+    tensor's metadata (its shape's varints depend on ``count``) and the raw
+    images, each with its tag and length.
+    """
     image = model.manifest.image
-    per_image = image.height * image.width * image.channels
-    need = per_image * count + 1024
-    if need > limit:
+    size = pb.ModelInferResponse(
+        model_name=model.name,
+        model_version=model.version,
+        outputs=[
+            pb.ModelInferResponse.InferOutputTensor(
+                name=OUTPUT, datatype="UINT8", shape=(count, image.height, image.width, image.channels)
+            )
+        ],
+    ).ByteSize()
+    if id_bytes:
+        size += length_delimited_size(id_bytes)
+    return size + length_delimited_size(count * image.height * image.width * image.channels)
+
+
+def check_response_size(model: LoadedModel, count: int, limit: int, field: str, id_bytes: int = 0) -> None:
+    """Refuse, before any work, a response over the server's message limit."""
+    need = infer_response_size(model, count, id_bytes)
+    if need <= limit:
+        return
+    fits = max_fitting(lambda n: infer_response_size(model, n, id_bytes), limit)
+    advice = f"ask for at most {fits} per request" if fits else "no image fits"
+    if id_bytes and infer_response_size(model, count) <= limit:
+        raise InvalidArgument(
+            "id",
+            f"is {id_bytes} bytes and comes back in the response: with {count} images it needs {need} bytes, "
+            f"over this server's message limit of {limit} bytes; send a shorter id, or with this one {advice}",
+        )
+    if not fits:
         raise InvalidArgument(
             field,
-            f"{count} images need about {need} bytes, over this server's message limit of {limit} bytes; "
-            f"ask for at most {max(1, (limit - 1024) // per_image)} per request",
+            f"one image needs {infer_response_size(model, 1, id_bytes)} bytes, over this server's message limit "
+            f"of {limit} bytes",
         )
+    raise InvalidArgument(
+        field,
+        f"{count} images need {need} bytes, over this server's message limit of {limit} bytes; {advice}",
+    )
 
 
 def check_requested_outputs(outputs: Sequence[tuple[str, Collection[str]]]) -> None:
@@ -344,11 +380,11 @@ def check_requested_outputs(outputs: Sequence[tuple[str, Collection[str]]]) -> N
     for index, (name, parameters) in enumerate(outputs):
         if name != OUTPUT:
             raise InvalidArgument(
-                name or f"outputs[{index}]", f"unknown output {name!r}; the only output is {OUTPUT!r}"
+                name or f"outputs[{index}]", f"unknown output {shown(name)}; the only output is {OUTPUT!r}"
             )
         unsupported = sorted(k for k in parameters if k.startswith("shared_memory") or k == "classification")
         if unsupported:
-            raise InvalidArgument(OUTPUT, f"output parameter {unsupported[0]!r} is not supported")
+            raise InvalidArgument(OUTPUT, f"output parameter {shown(unsupported[0])} is not supported")
 
 
 # -- the protocol-independent request path ------------------------------------------
@@ -362,16 +398,24 @@ def prepare_infer(
     decode: Callable[[LoadedModel], dict[str, np.ndarray]],
     max_count: int,
     max_response_bytes: int,
+    id_bytes: int = 0,
 ) -> tuple[LoadedModel, Plan]:
     """Everything before the work: the model, the requested outputs, the inputs
-    (``decode(model)``), the limits and the plan. Raises the domain errors."""
+    (``decode(model)``), the limits and the plan. Raises the domain errors.
+
+    ``id_bytes``: the UTF-8 length of the request id, which the response echoes
+    and so counts against the limit."""
     model = repo.get(model_name, model_version)
     check_requested_outputs(outputs)
     values = decode(model)
     spec = sample_spec(model, values, max_count)
     field = "latent" if "count" not in values and "latent" in values else "count"
-    check_response_size(model, spec.count, max_response_bytes, field)
+    check_response_size(model, spec.count, max_response_bytes, field, id_bytes)
     return model, model.plan(spec, repo.conditional_names())
+
+
+def _utf8_len(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
 
 
 async def run_infer(dispatcher: Dispatcher, model: LoadedModel, plan: Plan) -> np.ndarray:

@@ -29,12 +29,22 @@ class SampleOutput:
 class LoadedModel:
     """A model version whose backend is ready: turns plans into images."""
 
-    def __init__(self, manifest: Manifest, backend: Backend, directory: Path, encoder: Backend | None = None) -> None:
+    def __init__(
+        self,
+        manifest: Manifest,
+        backend: Backend,
+        directory: Path,
+        encoder: Backend | None = None,
+        manifest_json: str | None = None,
+    ) -> None:
         self.manifest = manifest
         self.backend = backend
         self.encoder = encoder  # image -> latent graph (BiGAN, VAE-GAN), if exported
         self.directory = directory
-        self.manifest_json = (directory / "manifest.json").read_text(encoding="utf-8")
+        # The text the manifest was parsed from (read again only when not given).
+        if manifest_json is None:
+            manifest_json = (directory / "manifest.json").read_text(encoding="utf-8")
+        self.manifest_json = manifest_json
         self.in_flight = 0  # requests using this model now (for unloading)
 
     @property

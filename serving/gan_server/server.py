@@ -1,10 +1,11 @@
 """The asyncio gRPC server: model loading, health, reflection, graceful stop.
 
-Run it with ``gan-server --models models --port 50051`` (see cli.py). Health
-(grpc.health.v1) reports NOT_SERVING until every model is loaded and has
-produced one warm-up image, then SERVING; on SIGTERM/SIGINT it goes back to
-NOT_SERVING, refuses new calls and lets in-flight calls finish within the
-grace period.
+Run it with ``gan-server --models models --port 50051`` (see cli.py). Every
+model is loaded and makes one warm-up image before the port is bound (a
+version that fails is left out and answers FAILED_PRECONDITION; the others
+serve); health (grpc.health.v1) reports SERVING once the server listens. On
+SIGTERM/SIGINT it goes back to NOT_SERVING, refuses new calls and stops as
+soon as the calls in flight have finished, or when the grace period ends.
 
 With ``--processes N`` (N > 1) the command runs :func:`gan_server.procs.supervise`
 instead, which starts N processes that each run :func:`serve` on one port (and
@@ -25,7 +26,6 @@ from typing import TYPE_CHECKING
 
 import grpc
 from gan_contract.proto.gan.v1 import generator_pb2
-from gan_contract.request import SampleSpec
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -45,11 +45,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("gan_server")
 
 SERVICE_NAME = generator_pb2.DESCRIPTOR.services_by_name["Generator"].full_name
-
-
-def _warm_up(models: list[LoadedModel]) -> None:
-    for model in models:
-        model.generate(model.plan(SampleSpec(count=1)), 0, 1)
+# Once the counted calls are done, what may still be open is uncounted and
+# mostly open-ended (health Watch, reflection streams): this long for them.
+_UNCOUNTED_GRACE = 0.25
 
 
 def _credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
@@ -75,7 +73,7 @@ def _freeze() -> None:
 
 
 class _Reloader:
-    """Polls the repository; warms new versions; retires removed ones after their calls."""
+    """Polls the repository (which warms up new versions); retires removed ones after their calls."""
 
     def __init__(self, repo: ModelRepository, dispatcher: Dispatcher, executor, metrics: Metrics | None) -> None:
         self.repo = repo
@@ -87,9 +85,9 @@ class _Reloader:
     async def scan(self) -> None:
         loop = asyncio.get_running_loop()
         async with self._lock:
-            loaded, removed = await loop.run_in_executor(self.executor, self.repo.rescan)
-            if loaded:
-                await loop.run_in_executor(self.executor, _warm_up, loaded)
+            # A version that fails its checks or its warm-up is a problem of its
+            # own (FAILED_PRECONDITION); the scan goes on with the others.
+            _, removed = await loop.run_in_executor(self.executor, self.repo.rescan)
             if removed:
                 # Objects frozen at start (see serve) are never collected: thaw
                 # them so that the removed versions' cycles can be; refreeze
@@ -173,7 +171,7 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None, worker:
         config.models, backend=config.backend, device=config.device, threads=config.threads, precision=config.precision
     )
     loop = asyncio.get_running_loop()
-    # Loading reads files and builds sessions: keep it off the event loop.
+    # Loading reads files, builds sessions and warms them up: keep it off the event loop.
     await loop.run_in_executor(None, repo.load_all)
     if not repo.models:
         problems = "; ".join(p.message for p in repo.problems) or "no <name>/<version>/manifest.json found"
@@ -239,7 +237,6 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None, worker:
     metrics_port = metrics.serve_http(config.host, config.metrics_port) if metrics and worker is None else None
 
     reloader = _Reloader(repo, dispatcher, executor, metrics)
-    await loop.run_in_executor(executor, _warm_up, [m for v in repo.models.values() for m in v.values()])
     reloader._count()
     repo.warmed = True
     stop = stop or asyncio.Event()
@@ -260,11 +257,12 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None, worker:
         if not stop.is_set():
             worker.report_serving(port, names, http_port)  # the supervisor prints the listening line
     else:
+        # Drain on SIGTERM from the moment anyone can know the server is up.
+        _handle_signals(loop, stop, reloader, config)
         # Tests and scripts read this line to learn the ports (``--port 0``).
         extra = f" http on {config.host}:{http_port}" if http_port is not None else ""
         extra += f" metrics on {config.host}:{metrics_port}" if metrics_port else ""
         print(f"gan-server listening on {config.host}:{port} serving {names}{extra}", flush=True)
-        _handle_signals(loop, stop, reloader, config)
     await stop.wait()
     log.info("stopping: draining in-flight calls for up to %.1f s", config.grace)
     if reload_task:
@@ -276,7 +274,7 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None, worker:
     if http_front is not None:
         http_front.draining = True
     started = loop.time()
-    idle = await gate.wait_idle(config.grace)
+    idle = await _drained(gate, config.grace)
     if not idle:
         log.warning("%d calls still in flight after %.1f s; cancelling them", gate.in_flight, config.grace)
     if http_front is not None:
@@ -286,10 +284,31 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None, worker:
                 "%d HTTP requests still in flight after %.1f s; closing them", http_front.in_flight, config.grace
             )
         await http_front.stop()
-    await server.stop(max(0.0, config.grace - (loop.time() - started)))
+    # The gate counts every sampling call; what else is open now is a health
+    # Watch or a reflection stream, which never end by themselves (waiting
+    # for them would always take the whole grace period) or a health check,
+    # which takes microseconds.
+    left = max(0.0, config.grace - (loop.time() - started))
+    await server.stop(min(left, _UNCOUNTED_GRACE))
     await dispatcher.close()
     executor.shutdown(wait=True)
     log.info("stopped")
+
+
+async def _drained(gate: RpcInterceptor, grace: float) -> bool:
+    """Wait until no counted call is in flight (at most ``grace`` seconds).
+
+    A call accepted just before draining began is counted only once its
+    handler runs: after an idle gate, yield to the loop briefly and look again.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace
+    while True:
+        if not await gate.wait_idle(max(0.0, deadline - loop.time())):
+            return False
+        await asyncio.sleep(0.02)
+        if not gate.in_flight:
+            return True
 
 
 def run(config: ServerConfig, log_setup: Callable[[], None] | None = None) -> int:

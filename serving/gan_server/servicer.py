@@ -8,6 +8,7 @@ to status codes once, by :func:`gan_server.errors.grpc_errors`.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import grpc
 import numpy as np
@@ -74,7 +75,7 @@ class GeneratorServicer(pb_grpc.GeneratorServicer):
         model = self.repo.get(request.model, request.version)
         spec = sample_spec(request, model, self.max_stream_count)
         plan = model.plan(spec, self.repo.conditional_names())
-        step = stream_chunk_images(model, self.dispatcher.max_batch)
+        step = stream_chunk_images(model, self.dispatcher.max_batch, spec, self.max_message_bytes)
         model.in_flight += 1
         try:
             # One chunk at a time: the next is computed only after the previous
@@ -110,6 +111,7 @@ class GeneratorServicer(pb_grpc.GeneratorServicer):
         expected = request.count * img.height * img.width * img.channels
         if len(request.images) != expected:
             raise InvalidArgument("images", f"expected {expected} bytes (count x H x W x C), got {len(request.images)}")
+        check_encode_size(model, request.count, self.max_message_bytes)
         images = np.frombuffer(request.images, np.uint8).reshape(request.count, img.height, img.width, img.channels)
         latents = await self.dispatcher.call(model.encode, images)
         return pb.EncodeResponse(
@@ -121,18 +123,95 @@ class GeneratorServicer(pb_grpc.GeneratorServicer):
         )
 
 
-def check_response_size(model: LoadedModel, spec: SampleSpec, limit: int) -> None:
-    """Refuse, before any work, a response that could not be sent."""
+def varint_size(value: int) -> int:
+    """Bytes of ``value`` as a protobuf varint; a negative int32 or int64 takes 10."""
+    value &= (1 << 64) - 1
+    size = 1
+    while value >= 0x80:
+        value >>= 7
+        size += 1
+    return size
+
+
+def length_delimited_size(payload: int) -> int:
+    """Bytes of a length-delimited field of ``payload`` bytes: tag (field number < 16), length, payload."""
+    return 1 + varint_size(payload) + payload
+
+
+def max_fitting(size_of: Callable[[int], int], limit: int) -> int:
+    """The largest n >= 0 with ``size_of(n) <= limit`` (``size_of`` grows with n by at least 1 per step)."""
+    lo, hi = 0, max(0, limit)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if size_of(mid) <= limit:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def sample_response_size(model: LoadedModel, spec: SampleSpec, count: int, start: int) -> int:
+    """The serialized size of the SampleResponse :func:`sample_response` builds for ``count`` images.
+
+    Exact: ``images`` (count x H x W x C bytes), ``classes`` (packed int32
+    varints: 10 bytes each for the -1 of an unconditional model, else the
+    varint of the largest class index, exact below 128 classes), ``latents``
+    (packed floats, 4 bytes each, when asked for), each with its tag and
+    length, and the small fields (model, version, count, image, seed, start).
+    """
     img = model.manifest.image
-    per_image = (
-        img.height * img.width * img.channels + (4 * model.manifest.latent.dim if spec.return_latents else 0) + 6
-    )
-    need = per_image * spec.count + 1024
-    if need > limit:
+    size = pb.SampleResponse(
+        model=model.name,
+        version=model.version,
+        count=count,
+        image=pb.ImageSpec(height=img.height, width=img.width, channels=img.channels),
+        seed=spec.seed,
+        start=start,
+    ).ByteSize()
+    if count:
+        size += length_delimited_size(count * img.height * img.width * img.channels)
+        per_class = varint_size(-1) if not model.takes_condition else varint_size(max(0, model.num_classes - 1))
+        size += length_delimited_size(count * per_class)
+        if spec.return_latents:
+            size += length_delimited_size(4 * count * model.manifest.latent.dim)
+    return size
+
+
+def check_response_size(model: LoadedModel, spec: SampleSpec, limit: int) -> None:
+    """Refuse, before any work, a response that could not be sent (over the message limit)."""
+    need = sample_response_size(model, spec, spec.count, spec.first_index)
+    if need <= limit:
+        return
+    fits = max_fitting(lambda n: sample_response_size(model, spec, n, spec.first_index), limit)
+    if not fits:
         raise InvalidArgument(
             "count",
-            f"{spec.count} images need about {need} bytes, over this server's message limit of {limit} bytes; "
-            f"ask for at most {max(1, (limit - 1024) // per_image)} or use SampleStream",
+            f"one image needs {sample_response_size(model, spec, 1, spec.first_index)} bytes, over this server's "
+            f"message limit of {limit} bytes",
+        )
+    raise InvalidArgument(
+        "count",
+        f"{spec.count} images need {need} bytes, over this server's message limit of {limit} bytes; "
+        f"ask for at most {fits} or use SampleStream",
+    )
+
+
+def encode_response_size(model: LoadedModel, count: int) -> int:
+    """The serialized size of the EncodeResponse for ``count`` images (packed float latents)."""
+    dim = model.manifest.latent.dim
+    size = pb.EncodeResponse(model=model.name, version=model.version, count=count, latent_dim=dim).ByteSize()
+    return size + (length_delimited_size(4 * count * dim) if count else 0)
+
+
+def check_encode_size(model: LoadedModel, count: int, limit: int) -> None:
+    """Refuse, before any work, latents that could not be sent (small images with long latents)."""
+    need = encode_response_size(model, count)
+    if need > limit:
+        fits = max_fitting(lambda n: encode_response_size(model, n), limit)
+        raise InvalidArgument(
+            "count",
+            f"the latents of {count} images need {need} bytes, over this server's message limit of {limit} bytes; "
+            f"send at most {fits} images per call",
         )
 
 
@@ -170,10 +249,26 @@ def sample_spec(request: pb.SampleRequest, model: LoadedModel, max_count: int) -
 STREAM_MESSAGE_BYTES = 900 * 1024
 
 
-def stream_chunk_images(model: LoadedModel, max_batch: int) -> int:
+def stream_chunk_images(
+    model: LoadedModel, max_batch: int, spec: SampleSpec | None = None, limit: int | None = None
+) -> int:
+    """Images per SampleStream message; InvalidArgument when not even one fits the message ``limit``."""
     img = model.manifest.image
     per_image = img.height * img.width * img.channels + 4 * model.manifest.latent.dim + 8
-    return max(1, min(max_batch, STREAM_MESSAGE_BYTES // per_image))
+    step = max(1, min(max_batch, STREAM_MESSAGE_BYTES // per_image))
+    if spec is None or limit is None:
+        return step
+    last = spec.first_index + spec.count  # the largest start varint a message can have
+    if sample_response_size(model, spec, step, last) <= limit:
+        return step
+    fits = max_fitting(lambda n: sample_response_size(model, spec, n, last), limit)
+    if not fits:
+        raise InvalidArgument(
+            "count",
+            f"one image needs {sample_response_size(model, spec, 1, last)} bytes, over this server's "
+            f"message limit of {limit} bytes",
+        )
+    return min(step, fits)
 
 
 def sample_response(model: LoadedModel, seed: int, parts: list[SampleOutput], start: int = 0) -> pb.SampleResponse:
