@@ -186,7 +186,7 @@ def draw_many(manifest: Manifest, runs: Sequence[tuple[int, int, int]], device=N
         continuous_range=cond.continuous_range,
     )
     if device is not None and manifest.latent_scheme == "philox4x32-vectorised":
-        from .counter_rng_torch import draw_codes_torch, draw_rows_torch
+        from .counter_rng_torch import draw_codes_torch, draw_rows_torch  # torch: only when a device is asked for
 
         if len(runs) == 1:
             ((seed, start, count),) = runs
@@ -200,7 +200,7 @@ def draw_many(manifest: Manifest, runs: Sequence[tuple[int, int, int]], device=N
         codes = Codes(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in dataclasses.fields(Codes)))
     if device is None:
         return codes
-    from .counter_rng_torch import TorchCodes
+    from .counter_rng_torch import TorchCodes  # torch: only when a device is asked for
 
     ops = _TorchOps(device)
     return TorchCodes(
@@ -234,7 +234,7 @@ class _TorchOps:
     """The same operations on torch tensors on ``device`` (host values are copied there)."""
 
     def __init__(self, device) -> None:
-        import torch
+        import torch  # optional: the contract itself needs numpy only
 
         self.torch = torch
         self.device = torch.device(device)
