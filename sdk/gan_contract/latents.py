@@ -97,9 +97,8 @@ def draw(
     if scheme == DEFAULT_LATENT_SCHEME:
         return draw_codes(seed, start, count, dim, num_categories, num_continuous, continuous_range)
     if scheme == "philox4x32-vectorised":
-        from gan_contract.counter_rng import (
-            draw_codes_v2,
-        )  # here, not at the top: counter_rng imports Codes from this module
+        # Here, not at the top: counter_rng imports Codes from this module.
+        from gan_contract.counter_rng import draw_codes_v2
 
         return draw_codes_v2(seed, start, count, dim, num_categories, num_continuous, continuous_range)
     raise ValueError(f"unknown latent scheme {scheme!r}; known: {', '.join(LATENT_SCHEMES)}")
