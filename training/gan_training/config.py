@@ -37,6 +37,15 @@ class TrainConfig:
     num_threads: int = setting(0, "torch CPU threads (0: torch default).", flag="--threads", type=click.IntRange(min=0))
     # 0 = a full pass over the data; tests set a few steps to stay fast.
     steps_per_epoch: int = setting(0, "Cap steps per epoch (0: full pass).", type=click.IntRange(min=0))
+    # A budget in G updates, as GAN papers state theirs (WGAN: "generator
+    # iterations"): with --d-steps k that is k x g_steps critic batches (more
+    # with --critic-warmup). Epochs then only mark where the loop evaluates,
+    # draws and saves; the last one stops at the budget.
+    g_steps: int | None = setting(
+        None,
+        "Train until this many G updates, overriding --epochs (with --d-steps k: k x G_STEPS D batches).",
+        type=click.IntRange(min=1),
+    )
 
     # Optimisation (None = variant default)
     lr_g: float | None = setting(None, "Generator learning rate [variant default].", type=float)
@@ -49,7 +58,7 @@ class TrainConfig:
     # final weights settle instead of stopping mid-oscillation. 1 = constant.
     lr_decay_start: float = setting(
         1.0,
-        "Decay all learning rates linearly to 0 from this fraction of the epochs on (1: constant).",
+        "Decay all learning rates linearly to 0 from this fraction of the epochs (or --g-steps) on (1: constant).",
         type=click.FloatRange(0.0, 1.0),
     )
     beta1: float | None = setting(None, "Adam beta1 [variant default: 0.5].", type=float)
@@ -120,6 +129,14 @@ class TrainConfig:
 
     # The variants of variants/{gan,fgan,wgan,wgan_gp,sngan,lsgan,ebgan,vaegan,bigan}.py
     d_steps: int | None = setting(None, "D/critic updates per G update [gan 1, wgan 5].", type=click.IntRange(min=1))
+    # Arjovsky et al.'s reference code (martinarjovsky/WassersteinGAN, main.py):
+    # 100 critic steps before each of the first 25 G updates and before every
+    # 500th, so the critic is near its optimum whenever G learns from it.
+    critic_warmup: bool | None = setting(
+        None,
+        "wgan/wgan-gp: 100 critic steps before the first 25 G updates and every 500th [wgan on, wgan-gp off].",
+        flag="--critic-warmup/--no-critic-warmup",
+    )
     g_loss: str = setting("nonsaturating", "gan: its loss.", type=click.Choice(list(LOSSES)))
     divergence: str = setting(
         "js",

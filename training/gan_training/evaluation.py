@@ -129,6 +129,7 @@ def model_facts(model_dir: Path, manifest: Manifest) -> dict[str, Any]:
         "dataset": manifest.dataset,
         "conditioning": manifest.conditioning.kind,
         "epochs": training.get("epochs"),
+        "g_updates": training.get("g_updates"),
         "training_seconds": training.get("duration_seconds"),
         "generator_parameters": training.get("generator_parameters"),
         "width": training.get("width"),

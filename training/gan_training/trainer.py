@@ -62,6 +62,17 @@ def lr_scale(cfg: TrainConfig, epoch: int) -> float:
     return min(1.0, (cfg.epochs - epoch + 1) / decay_epochs)
 
 
+def lr_scale_g_updates(cfg: TrainConfig, g_updates: int) -> float:
+    """With a budget of ``cfg.g_steps`` G updates: ``lr_scale`` counted in G
+    updates, 1 until lr_decay_start * g_steps of them, then linearly down to
+    1 / (decay updates) for the last one. ``g_updates``: those made so far."""
+    assert cfg.g_steps
+    decay = cfg.g_steps - int(cfg.lr_decay_start * cfg.g_steps)
+    if decay <= 0:
+        return 1.0
+    return min(1.0, (cfg.g_steps - g_updates) / decay)
+
+
 def build_variant(cfg: TrainConfig, device: torch.device) -> tuple[TrainConfig, Variant]:
     """The resolved config (variant defaults filled in) and its variant."""
     cls = get_variant(cfg.variant)
@@ -110,7 +121,13 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
         # A resumed run keeps its hyperparameters; only how long, where and
         # with how many threads may change.
         cfg = replace(
-            saved, epochs=cfg.epochs, device=cfg.device, num_threads=cfg.num_threads, out=cfg.out, data_dir=cfg.data_dir
+            saved,
+            epochs=cfg.epochs,
+            g_steps=cfg.g_steps,
+            device=cfg.device,
+            num_threads=cfg.num_threads,
+            out=cfg.out,
+            data_dir=cfg.data_dir,
         )
     elif ckpt_path.exists():
         raise FileExistsError(f"{ckpt_path} exists: pass --resume to continue that run, or pick another --out")
@@ -148,17 +165,23 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
 
     grid_codes, grid_row = variant.grid_codes()
     judge = None
+    # The budget: cfg.epochs passes over the data, or (cfg.g_steps) that many
+    # G updates, epochs then being passes until the budget is spent.
+    budget = cfg.g_steps
     bar = tqdm(
-        total=cfg.epochs * steps,
-        initial=start_epoch * steps,
+        total=budget or cfg.epochs * steps,
+        initial=variant.g_updates if budget else start_epoch * steps,
         desc=f"{cfg.variant}",
-        unit="step",
+        unit="G update" if budget else "step",
         disable=not progress or not main,
         dynamic_ncols=True,
     )
-    for epoch in range(start_epoch + 1, cfg.epochs + 1):
+    epoch = start_epoch
+    while (variant.g_updates < budget) if budget else (epoch < cfg.epochs):
+        epoch += 1
         t0 = time.time()
-        variant.set_lr_scale(lr_scale(cfg, epoch))
+        if not budget:
+            variant.set_lr_scale(lr_scale(cfg, epoch))
         sums: dict[str, float] = {}
         counts: dict[str, int] = {}  # e.g. loss_g comes only from steps that update G
         loss_rows: list[dict[str, float]] = []
@@ -167,22 +190,28 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
         else:
             perm = torch.randperm(n).to(device)
         for i in range(steps):
+            if budget:
+                variant.set_lr_scale(lr_scale_g_updates(cfg, variant.g_updates))
             idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
             step_losses = variant.train_step(images[idx], labels[idx])
             variant.after_step()
             for k, v in step_losses.items():
                 sums[k] = sums.get(k, 0.0) + v
                 counts[k] = counts.get(k, 0) + 1
-            loss_rows.append({"step": (epoch - 1) * steps + i + 1, "epoch": epoch, **step_losses})
-            bar.update()
+            loss_rows.append({"step": variant.step_count, "epoch": epoch, **step_losses})
+            bar.update(int(variant.g_stepped) if budget else 1)
             if i % 10 == 0:
                 bar.set_postfix({"epoch": epoch, **{k: f"{v:.3f}" for k, v in step_losses.items()}}, refresh=False)
+            if budget and variant.g_updates >= budget:
+                break  # the budget ends mid-epoch
+        last = variant.g_updates >= budget if budget else epoch == cfg.epochs
         train_seconds = time.time() - t0
         elapsed += train_seconds
         mean_losses = {k: v / counts[k] for k, v in ddp.mean_over_ranks(sums, dist_ctx).items()}
         record: dict[str, Any] = {
             "epoch": epoch,
-            "steps": epoch * steps,
+            "steps": variant.step_count,  # D updates so far
+            "g_updates": variant.g_updates,
             "epoch_seconds": round(train_seconds, 3),
             "elapsed_seconds": round(elapsed, 3),
             "losses": mean_losses,
@@ -193,7 +222,7 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
             continue
         wrapped = ddp.unwrap(variant)  # plain nets below: no collectives on rank 0 alone
         evaluation = history.get("evaluation", {})
-        if (cfg.eval_every and epoch % cfg.eval_every == 0) or epoch == cfg.epochs:
+        if (cfg.eval_every and epoch % cfg.eval_every == 0) or last:
             judge = judge or _judge(device, cfg.dataset)
             evaluation = variant.evaluate(judge)
             record["eval"] = evaluation
@@ -277,6 +306,7 @@ def _save_checkpoint(
         "conditioning": variant.conditioning,
         "epoch": epoch,
         "steps_per_epoch": steps,
+        "g_updates": variant.g_updates,
         "elapsed_seconds": elapsed,
         "dataset_size": dataset_size,
         "sample_shape": list(sample_shape),  # per-sample (C, H, W): (1, 28, 28) images, (1, D, 1) points

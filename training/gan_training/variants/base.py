@@ -22,7 +22,8 @@ small file that overrides only what differs and registers itself with
 * the codes: ``sample_codes``, and what D is told about a sample's class:
   ``discriminate``, ``fake_label``;
 * the generator side of the step when it is more than one update:
-  ``update_g``;
+  ``update_g``; how many D updates precede each G update: ``critic_steps``
+  (WGAN's warm-up);
 * what export asks of a variant: ``conditioning``, ``has_encoder``,
   ``manifest_hyperparameters``, ``manifest_conditioning``.
 """
@@ -57,7 +58,7 @@ POINT_PLOT_SAMPLES = 2_000
 
 # Values for the TrainConfig fields left at None. A variant's ``defaults``
 # override them, and on point data its ``point_defaults`` override both.
-_DEFAULTS: dict[str, Any] = {"z_dim": 100, "lr_g": 2e-4, "lr_d": 2e-4, "d_steps": 1}
+_DEFAULTS: dict[str, Any] = {"z_dim": 100, "lr_g": 2e-4, "lr_d": 2e-4, "d_steps": 1, "critic_warmup": False}
 _POINT_DEFAULTS: dict[str, Any] = {"z_dim": 2, "mlp_hidden": 128}  # as in PacGAN
 _IMAGE_MLP_DEFAULTS: dict[str, Any] = {"mlp_hidden": 512}
 
@@ -85,6 +86,9 @@ class Variant:
     ddp_modules: ClassVar[tuple[str, ...]] = ("G", "D")
     ddp_find_unused: ClassVar[bool] = False
 
+    # Whether --critic-warmup (WGAN's schedule of critic steps) applies.
+    supports_critic_warmup: ClassVar[bool] = False
+
     # What export asks: the manifest's conditioning kind, whether there is an
     # encoder to ship (encoder.onnx), and the config fields to record.
     conditioning: ClassVar[str] = "none"
@@ -103,6 +107,8 @@ class Variant:
         values.update(cls.defaults)
         if points:
             values.update(cls.point_defaults)
+        if cfg.critic_warmup and not cls.supports_critic_warmup:
+            raise ValueError(f"{cls.name}: --critic-warmup is WGAN's schedule of critic steps (wgan, wgan-gp)")
         cfg = replace(cfg, **{k: v for k, v in values.items() if getattr(cfg, k) is None})
         if cfg.d_steps < 1:
             raise ValueError(f"d_steps must be >= 1, got {cfg.d_steps}")
@@ -118,7 +124,10 @@ class Variant:
         self.device = device
         self.info: DatasetInfo = dataset_info(cfg.dataset)
         self.objective = self.adversarial_loss(cfg)
-        self.step_count = 0  # D updates so far; G updates after every d_steps-th
+        self.step_count = 0  # D updates so far
+        self.g_updates = 0  # G updates so far
+        self.d_since_g = 0  # D updates since the last G update
+        self.g_stepped = False  # whether the last train_step updated G
         self.g_config = self.generator_config()
         self.d_config = self.discriminator_config()
         self.G = build_generator(self.g_config).to(device)
@@ -253,13 +262,22 @@ class Variant:
 
     def train_step(self, real: torch.Tensor, label: torch.Tensor) -> Logged:
         """One D update on the loop's batch ``real`` (B, *sample_shape) and,
-        after every ``cfg.d_steps``-th, one G update: k = d_steps D updates
-        per G update, each on a fresh real batch and fresh noise."""
+        once ``critic_steps`` D updates have been made since the last one, a
+        G update: k = d_steps D updates per G update, each on a fresh real
+        batch and fresh noise."""
         logged = self.update_d(real, label)
         self.step_count += 1
-        if self.step_count % self.cfg.d_steps == 0:
+        self.d_since_g += 1
+        self.g_stepped = self.d_since_g >= self.critic_steps(self.g_updates)
+        if self.g_stepped:
             logged.update(self.update_g(real, label))
+            self.g_updates += 1
+            self.d_since_g = 0
         return logged
+
+    def critic_steps(self, g_update: int) -> int:
+        """D updates before G update number ``g_update`` (0-based): k = d_steps."""
+        return self.cfg.d_steps
 
     def update_d(self, real: torch.Tensor, label: torch.Tensor) -> Logged:
         # (1) Update D: maximize log D(x) + log(1 - D(G(z))), z fresh noise
@@ -328,7 +346,7 @@ class Variant:
         average takes G in once per G update, not per step: with
         ``d_steps`` = 5 only every fifth step changes G.
         """
-        if self.G_ema is None or self.step_count % self.cfg.d_steps:
+        if self.G_ema is None or not self.g_stepped:
             return
         self.G_ema.update_parameters(self.G)
 
@@ -377,6 +395,8 @@ class Variant:
         state: dict[str, Any] = {name: net.state_dict() for name, net in self.nets.items()}
         state.update({name: opt.state_dict() for name, opt in self.optimizers.items()})
         state["step_count"] = self.step_count
+        state["g_updates"] = self.g_updates
+        state["d_since_g"] = self.d_since_g
         if self.has_encoder:  # what export rebuilds encoder.onnx from
             state["encoder_config"] = self.net_configs["encoder"].to_dict()
             state["encoder_z_dim"] = self.cfg.z_dim
@@ -391,6 +411,9 @@ class Variant:
         for name, opt in self.optimizers.items():
             opt.load_state_dict(state[name])
         self.step_count = int(state.get("step_count", 0))
+        # Checkpoints from before G updates were counted: k D updates per G update
+        self.g_updates = int(state.get("g_updates", self.step_count // self.cfg.d_steps))
+        self.d_since_g = int(state.get("d_since_g", self.step_count % self.cfg.d_steps))
         if self.G_ema is not None:
             self.G_ema.module.load_state_dict(state["generator_ema"])
             self.G_ema.n_averaged.fill_(int(state["ema_updates"]) + 1)
@@ -410,6 +433,16 @@ class Variant:
     def manifest_training(cls, cfg: TrainConfig) -> dict[str, Any]:
         """This variant's entries in the manifest's training record."""
         return {"d_steps": cfg.d_steps, **{k: getattr(cfg, k) for k in cls.manifest_hyperparameters}}
+
+    @classmethod
+    def manifest_progress(cls, state: dict[str, Any]) -> dict[str, Any]:
+        """How far training went, from a checkpoint's ``state``: G and D
+        updates made (export records the loop's epochs beside them)."""
+        facts: dict[str, Any] = {}
+        if "g_updates" in state:  # checkpoints from before G updates were counted lack it
+            facts["g_updates"] = int(state["g_updates"])
+        facts["d_updates"] = int(state.get("step_count", 0))
+        return facts
 
 
 class ConditionalMixin:
