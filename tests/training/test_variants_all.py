@@ -294,7 +294,7 @@ def test_each_variant_tells_export_what_its_manifest_holds(tmp_path: Path, name:
     cls = get_variant(name)
     cfg = cls.resolve(tiny_config(name, tmp_path, labelled_fraction=0.1 if name == "infogan" else 0.0))
     own = {
-        "gan": ["g_loss"],
+        "gan": ["g_loss", "d_dropout"],
         "fgan": ["divergence"],
         "wgan": ["clip", "critic_warmup"],
         "wgan-gp": ["gp_weight", "critic_warmup"],

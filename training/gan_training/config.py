@@ -154,6 +154,12 @@ class TrainConfig:
     recon: str = setting("feature", "vaegan: reconstruction space.", type=click.Choice(["feature", "pixel"]))
     # The MLP nets: gan, and every variant on point data.
     mlp_hidden: int | None = setting(None, "Units per MLP layer [images 512, points 128].", type=click.IntRange(min=1))
+    # Goodfellow et al. (2014) trained their MNIST discriminator with dropout.
+    d_dropout: float | None = setting(
+        None,
+        "Dropout after each hidden layer of the MLP discriminator [gan on images 0.5; otherwise 0].",
+        type=click.FloatRange(0.0, 1.0, max_open=True),
+    )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -108,7 +108,16 @@ def _spectral(module: nn.Module, *names: str) -> None:
         setattr(parent, attr, spectral_norm(getattr(parent, attr)))
 
 
-def _mlp(in_dim: int, hidden: int, layers: int, act: str, norm: str = "none", spectral: bool = False) -> nn.Sequential:
+def _mlp(
+    in_dim: int,
+    hidden: int,
+    layers: int,
+    act: str,
+    norm: str = "none",
+    spectral: bool = False,
+    dropout: float = 0.0,
+) -> nn.Sequential:
+    """``layers`` x (Linear, [norm], activation, [Dropout(dropout) if > 0])."""
     mods: list[nn.Module] = []
     d = in_dim
     for _ in range(layers):
@@ -119,6 +128,8 @@ def _mlp(in_dim: int, hidden: int, layers: int, act: str, norm: str = "none", sp
         elif norm == "batch":
             mods.append(nn.BatchNorm1d(hidden))
         mods.append(nn.ReLU() if act == "relu" else nn.LeakyReLU(0.2))
+        if dropout > 0:
+            mods.append(nn.Dropout(dropout))
         d = hidden
     return nn.Sequential(*mods)
 
@@ -352,7 +363,10 @@ class InfoDiscriminator(nn.Module):
 
 class MLPDiscriminator(nn.Module):
     """D(x): flattened sample -> LeakyReLU MLP -> logit (N,). ``features``:
-    also return the last hidden layer (VAE-GAN's Dis_l)."""
+    also return the last hidden layer (VAE-GAN's Dis_l). ``dropout`` > 0:
+    Dropout(p) after every hidden layer's activation, as in the original
+    GAN's MNIST discriminator (Goodfellow et al. 2014); active in train
+    mode only."""
 
     def __init__(
         self,
@@ -362,10 +376,11 @@ class MLPDiscriminator(nn.Module):
         norm: str = "none",
         spectral: bool = False,
         features: bool = False,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self.features = features
-        self.body = _mlp(math.prod(in_shape), hidden, layers, "lrelu", norm, spectral)
+        self.body = _mlp(math.prod(in_shape), hidden, layers, "lrelu", norm, spectral, dropout)
         head = nn.Linear(hidden, 1)
         self.head = spectral_norm(head) if spectral else head
 

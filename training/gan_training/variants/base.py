@@ -58,7 +58,14 @@ POINT_PLOT_SAMPLES = 2_000
 
 # Values for the TrainConfig fields left at None. A variant's ``defaults``
 # override them, and on point data its ``point_defaults`` override both.
-_DEFAULTS: dict[str, Any] = {"z_dim": 100, "lr_g": 2e-4, "lr_d": 2e-4, "d_steps": 1, "critic_warmup": False}
+_DEFAULTS: dict[str, Any] = {
+    "z_dim": 100,
+    "lr_g": 2e-4,
+    "lr_d": 2e-4,
+    "d_steps": 1,
+    "critic_warmup": False,
+    "d_dropout": 0.0,
+}
 _POINT_DEFAULTS: dict[str, Any] = {"z_dim": 2, "mlp_hidden": 128}  # as in PacGAN
 _IMAGE_MLP_DEFAULTS: dict[str, Any] = {"mlp_hidden": 512}
 
@@ -132,6 +139,11 @@ class Variant:
         self.d_config = self.discriminator_config()
         self.G = build_generator(self.g_config).to(device)
         self.D = build_net(self.d_config).to(device)
+        if cfg.d_dropout and not any(isinstance(m, nn.Dropout) for m in self.D.modules()):
+            raise ValueError(
+                f"{self.name}: --d-dropout applies to the MLP discriminator (gan, and every variant on point data); "
+                f"this one's D is a {self.d_config.kind}"
+            )
         self.nets: dict[str, nn.Module] = {"generator": self.G, "discriminator": self.D}
         self.net_configs: dict[str, NetConfig] = {"discriminator": self.d_config}
         self.build_extra_nets()
@@ -188,16 +200,16 @@ class Variant:
         """A convolutional D on images; an MLP on points, without
         normalisation (BatchNorm on 2-D points hurts)."""
         if self.mlp:
-            return NetConfig(
-                "mlp_discriminator",
-                {
-                    "in_shape": tuple(self.info.sample_shape),
-                    "hidden": self.cfg.mlp_hidden,
-                    "layers": self.mlp_layers(),
-                    "spectral": self.d_spectral,
-                    "features": self.d_features,
-                },
-            )
+            params = {
+                "in_shape": tuple(self.info.sample_shape),
+                "hidden": self.cfg.mlp_hidden,
+                "layers": self.mlp_layers(),
+                "spectral": self.d_spectral,
+                "features": self.d_features,
+            }
+            if self.cfg.d_dropout:  # left out at 0: the config (and checkpoint) as before dropout existed
+                params["dropout"] = self.cfg.d_dropout
+            return NetConfig("mlp_discriminator", params)
         return NetConfig(
             "conv_discriminator",
             {"width": self.cfg.width, "norm": self.d_norm, "spectral": self.d_spectral, "features": self.d_features},
@@ -432,7 +444,10 @@ class Variant:
     @classmethod
     def manifest_training(cls, cfg: TrainConfig) -> dict[str, Any]:
         """This variant's entries in the manifest's training record."""
-        return {"d_steps": cfg.d_steps, **{k: getattr(cfg, k) for k in cls.manifest_hyperparameters}}
+        record = {"d_steps": cfg.d_steps, **{k: getattr(cfg, k) for k in cls.manifest_hyperparameters}}
+        if cfg.d_dropout:
+            record["d_dropout"] = cfg.d_dropout
+        return record
 
     @classmethod
     def manifest_progress(cls, state: dict[str, Any]) -> dict[str, Any]:
