@@ -50,3 +50,63 @@ def test_dropout_is_off_on_points_and_elsewhere_unless_asked(tmp_path: Path) -> 
     assert not any(isinstance(m, torch.nn.Dropout) for m in v.D.modules())
     with pytest.raises(ValueError, match="dcgan.*--d-dropout"):
         build_variant(tiny_config("dcgan", tmp_path, d_dropout=0.5), torch.device("cpu"))
+
+
+# --------------------------------------------------------------------------
+# ebgan: a margin on the scale of the energies (MAGAN), the pulling-away term
+
+
+def _real_energy(v, data, n: int = 256) -> float:
+    idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(5))[:n]
+    with torch.no_grad():
+        return v.energy(data.images[idx])[0].mean().item()
+
+
+def test_ebgan_defaults_to_pulling_away_and_an_adaptive_margin(mnist, tmp_path: Path) -> None:
+    # A quick learner (lr_d 2e-3) pre-trained as an autoencoder for 2 x 60 steps:
+    # its energies on real digits fall well below the old fixed margin of 1.
+    cfg, v = build_variant(tiny_config("ebgan", tmp_path, lr_d=2e-3, steps_per_epoch=60), torch.device("cpu"))
+    assert cfg.pt_weight == 0.1 and cfg.margin is None
+    v.setup(mnist)
+    energy = _real_energy(v, mnist)
+    assert 0.5 <= v.margin / energy <= 5, (v.margin, energy)
+    assert 1.0 / energy > 5  # where the old default sat
+    assert v.state_dict()["margin"] == v.margin
+
+
+def test_ebgan_margin_follows_magans_rule(mnist, tmp_path: Path) -> None:
+    """Wang et al. (2017), Algorithm 1: after an epoch, m <- its mean real
+    energy if that is below m, below the mean fake energy, and the fake
+    energy did not fall since the epoch before."""
+    _, v = build_variant(tiny_config("ebgan", tmp_path), torch.device("cpu"))
+    v.margin = 0.5
+    epochs = [(0.3, 0.6), (0.25, 0.7), (0.2, 0.65), (0.1, 0.08), (0.15, 0.9), (0.2, 1.0)]
+    margins = [v.end_epoch({"energy_real": r, "energy_fake": f})["margin"] for r, f in epochs]
+    # no previous epoch; fake rose; fake fell; fake below real; fake rose; real above m
+    assert margins == [0.5, 0.25, 0.25, 0.25, 0.15, 0.15]
+
+
+def test_ebgan_given_margin_stays_fixed(mnist, tmp_path: Path) -> None:
+    _, v = build_variant(tiny_config("ebgan", tmp_path, margin=2.0, pt_weight=0.0), torch.device("cpu"))
+    d0 = [p.detach().clone() for p in v.D.parameters()]
+    v.setup(mnist)  # no pre-training
+    assert all(torch.equal(a, b) for a, b in zip(d0, v.D.parameters()))
+    assert v.end_epoch({"energy_real": 0.1, "energy_fake": 3.0})["margin"] == 2.0 == v.margin
+
+
+def test_ebgan_run_records_its_margin(tmp_path: Path) -> None:
+    import json
+
+    from gan_training.trainer import fit
+    from gan_training.variants import get_variant
+
+    run = fit(tiny_config("ebgan", tmp_path / "run", epochs=3), progress=False)
+    lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert all(0 < r["margin"] < 1 for r in lines)
+    from gan_training.trainer import load_checkpoint
+
+    state = load_checkpoint(run)["state"]
+    facts = get_variant("ebgan").manifest_progress(state)
+    assert facts["margin_final"] == lines[-1]["margin"] and facts["margin_initial"] >= facts["margin_final"]
+    cfg = get_variant("ebgan").resolve(tiny_config("ebgan", tmp_path))
+    assert get_variant("ebgan").manifest_training(cfg)["margin"] == "adaptive"

@@ -146,9 +146,14 @@ class TrainConfig:
     clip: float | None = setting(None, "wgan: clip critic weights to [-c, c] [0.01].", type=float)
     gp_weight: float | None = setting(None, "wgan-gp: gradient penalty weight lambda [10].", type=float)
     sn_loss: str = setting("hinge", "sngan: its loss.", type=click.Choice(list(LOSSES)))
-    margin: float | None = setting(None, "ebgan: margin m on the fake energy [1.0].", type=float)
-    # The paper used 0.1.
-    pt_weight: float = setting(0.0, "ebgan: pulling-away term weight (0: off).")
+    # None: MAGAN's adaptive margin, on the scale of the real energies (variants/ebgan.py).
+    margin: float | None = setting(
+        None, "ebgan: fixed margin m on the fake energy [adaptive: the mean real energy, MAGAN].", type=float
+    )
+    # 0.1: the paper's EBGAN-PT.
+    pt_weight: float | None = setting(
+        None, "ebgan: pulling-away term weight (0: off) [0.1].", type=click.FloatRange(min=0.0)
+    )
     gamma: float | None = setting(None, "vaegan: reconstruction weight in G's loss [0.01; points 1].", type=float)
     # Reconstruction in D's feature space (feature) or in pixels (pixel).
     recon: str = setting("feature", "vaegan: reconstruction space.", type=click.Choice(["feature", "pixel"]))

@@ -216,6 +216,7 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
             "elapsed_seconds": round(elapsed, 3),
             "losses": mean_losses,
         }
+        record.update(variant.end_epoch(mean_losses))  # e.g. EBGAN's margin
         if dist_ctx.distributed:
             record["ddp"] = {**dist_ctx.to_dict(), "params_in_sync": ddp.params_in_sync(variant, dist_ctx)}
         if not main:

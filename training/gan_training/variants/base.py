@@ -253,6 +253,11 @@ class Variant:
     def setup(self, dataset: Dataset) -> None:
         """Called once with the training data before the first step."""
 
+    def end_epoch(self, mean_losses: Logged) -> dict[str, Any]:
+        """Called after each epoch's steps with their mean logged values (the
+        same on every rank); returns what to add to the epoch's metrics line."""
+        return {}
+
     # ------------------------------------------------------------------
     # Codes and what D is told about them
 
