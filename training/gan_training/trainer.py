@@ -28,6 +28,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from gan_contract.files import atomic_path
 from gan_contract.images import make_grid, to_uint8
@@ -37,7 +38,7 @@ from tqdm import tqdm
 from . import ddp, plots
 from .classifier import JUDGE_DATASET, classify, load_classifier
 from .config import TrainConfig
-from .data import Dataset, dataset_info, load_dataset, subset
+from .data import Dataset, dataset_info, load_dataset, subset, toy_density
 from .models import count_parameters
 from .variants import VARIANTS, Variant, get_variant
 
@@ -232,7 +233,10 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
         if dataset_info(cfg.dataset).is_points:  # the generated distribution over the real one
             real = dataset.images[torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed))[:2000]]
             title = f"{cfg.variant} on {cfg.dataset}, epoch {epoch}"
-            plots.save_point_plot(variant.generate(grid_codes), real, samples_png, title)
+            if real.shape[2] == 1:  # 1-D: p_data, p_g, D(x) and D*(x), as the design documents draw it
+                _save_density_plot(cfg, variant, grid_codes, real, samples_png, title)
+            else:
+                plots.save_point_plot(variant.generate(grid_codes), real, samples_png, title)
         else:
             save_grid(variant.generate(grid_codes), grid_row, samples_png)
         with open(out / "metrics.jsonl", "a", encoding="utf-8") as f:
@@ -247,6 +251,17 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
     bar.close()
     ddp.shutdown(dist_ctx)
     return out
+
+
+def _save_density_plot(
+    cfg: TrainConfig, variant: Variant, codes: dict[str, torch.Tensor], real: torch.Tensor, path: Path, title: str
+) -> None:
+    """The 1-D figure (plots.save_density_plot) over the data's value range."""
+    low, high = dataset_info(cfg.dataset).value_range
+    x = np.linspace(low, high, 400)
+    d = variant.discriminator_probability(torch.from_numpy(x).float().view(-1, 1, 1, 1))
+    fake = variant.generate(codes)
+    plots.save_density_plot(fake, real, path, x, toy_density(cfg.dataset, x), None if d is None else d.numpy(), title)
 
 
 def _check_sample_shape(cfg: TrainConfig, variant: Variant, dataset: Dataset) -> None:
@@ -268,11 +283,14 @@ def _headline(evaluation: dict[str, Any]) -> str:
     if "modes_total" in evaluation:
         if "modes_captured" not in evaluation:
             return f"no mode judged: finite samples {evaluation['finite']}"
-        return (
+        line = (
             f"modes captured {evaluation['modes_captured']}/{evaluation['modes_total']} "
             f"({evaluation['modes_captured_20']} with >= 20 samples), "
             f"high-quality samples {evaluation['high_quality_fraction']:.3f}"
         )
+        if "wasserstein_1d" in evaluation:
+            line += f", W1 {evaluation['wasserstein_1d']:.3f} (floor {evaluation['wasserstein_1d_floor']:.3f})"
+        return line
     if "matched_accuracy" in evaluation:
         return (
             f"accuracy {evaluation['matched_accuracy']:.3f}, worst digit {evaluation['worst_digit']} "

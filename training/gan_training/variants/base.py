@@ -367,6 +367,24 @@ class Variant:
             return
         self.G_ema.update_parameters(self.G)
 
+    @torch.no_grad()
+    def discriminator_probability(self, x: torch.Tensor) -> torch.Tensor | None:
+        """D(x) as a probability, sigmoid(logit) (N,), in eval mode, where D is
+        the classifier of Goodfellow et al.'s game (the BCE losses with the
+        base step's D loss), whose optimum for a fixed G is D* = p_data /
+        (p_data + p_g); None for other Ds (critics, energies, pair or
+        multi-sample judges)."""
+        if self.objective.d is not losses.d_loss_bce or type(self).d_loss is not Variant.d_loss:
+            return None
+        was_training = self.D.training
+        self.D.eval()
+        try:
+            out = self.D(x.to(self.device))
+        finally:
+            self.D.train(was_training)
+        logit = out[0] if isinstance(out, tuple) else out
+        return torch.sigmoid(logit).cpu()
+
     @property
     def ema_updates(self) -> int:
         """G updates the weight average has taken in."""
