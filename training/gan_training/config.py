@@ -159,6 +159,12 @@ class TrainConfig:
     recon: str = setting("feature", "vaegan: reconstruction space.", type=click.Choice(["feature", "pixel"]))
     # The MLP nets: gan, and every variant on point data.
     mlp_hidden: int | None = setting(None, "Units per MLP layer [images 512, points 128].", type=click.IntRange(min=1))
+    # PacGAN (Lin et al., 2018): D judges packs of m samples (variants/base.py).
+    pack: int = setting(
+        1,
+        "PacGAN: D judges packs of this many samples, joined along channels (conv D) or features (MLP D).",
+        type=click.IntRange(min=1),
+    )
     # Goodfellow et al. (2014) trained their MNIST discriminator with dropout.
     d_dropout: float | None = setting(
         None,

@@ -174,12 +174,12 @@ class ConvBody(nn.Module):
     unnormalised so D sees raw pixel statistics.
     """
 
-    def __init__(self, width: int, norm: str = "batch") -> None:
+    def __init__(self, width: int, norm: str = "batch", in_channels: int = 1) -> None:
         super().__init__()
         if norm not in ("batch", "layer", "none"):
             raise ValueError(f"unknown norm {norm!r}; known: batch, layer, none")
         self.out_dim = 2 * width * 7 * 7
-        self.conv1 = nn.Conv2d(1, width, 4, stride=2, padding=1)
+        self.conv1 = nn.Conv2d(in_channels, width, 4, stride=2, padding=1)
         self.conv2 = nn.Conv2d(width, 2 * width, 4, stride=2, padding=1, bias=norm != "batch")
         self.norm = {
             "batch": lambda: nn.BatchNorm2d(2 * width),
@@ -282,12 +282,15 @@ class ConvDiscriminator(nn.Module):
     ``spectral`` wraps every weight in
     torch.nn.utils.parametrizations.spectral_norm (Miyato et al. 2018).
     ``features``: also return the flattened 7x7 activations (VAE-GAN's Dis_l).
+    ``in_channels`` > 1: PacGAN's packs, that many images side by side as channels.
     """
 
-    def __init__(self, width: int, norm: str = "batch", spectral: bool = False, features: bool = False) -> None:
+    def __init__(
+        self, width: int, norm: str = "batch", spectral: bool = False, features: bool = False, in_channels: int = 1
+    ) -> None:
         super().__init__()
         self.features = features
-        self.body = ConvBody(width, norm)
+        self.body = ConvBody(width, norm, in_channels)
         self.head = nn.Linear(self.body.out_dim, 1)
         init_weights(self)
         if spectral:

@@ -95,6 +95,10 @@ class Variant:
 
     # Whether --critic-warmup (WGAN's schedule of critic steps) applies.
     supports_critic_warmup: ClassVar[bool] = False
+    # Whether D can judge PacGAN's packs of --pack samples (the base step's
+    # discriminate, d_loss and g_loss); if not, why not (the error says it).
+    supports_pack: ClassVar[bool] = True
+    pack_refusal: ClassVar[str] = ""
 
     # What export asks: the manifest's conditioning kind, whether there is an
     # encoder to ship (encoder.onnx), and the config fields to record.
@@ -116,6 +120,14 @@ class Variant:
             values.update(cls.point_defaults)
         if cfg.critic_warmup and not cls.supports_critic_warmup:
             raise ValueError(f"{cls.name}: --critic-warmup is WGAN's schedule of critic steps (wgan, wgan-gp)")
+        if cfg.pack > 1:
+            if not cls.supports_pack:
+                raise ValueError(f"{cls.name}: --pack {cfg.pack} is not available: {cls.pack_refusal}")
+            if cfg.batch_size % cfg.pack:
+                raise ValueError(
+                    f"--batch-size {cfg.batch_size} is not a multiple of --pack {cfg.pack}: "
+                    "D judges whole packs, so every batch must split into them"
+                )
         cfg = replace(cfg, **{k: v for k, v in values.items() if getattr(cfg, k) is None})
         if cfg.d_steps < 1:
             raise ValueError(f"d_steps must be >= 1, got {cfg.d_steps}")
@@ -198,10 +210,13 @@ class Variant:
 
     def discriminator_config(self) -> NetConfig:
         """A convolutional D on images; an MLP on points, without
-        normalisation (BatchNorm on 2-D points hurts)."""
+        normalisation (BatchNorm on 2-D points hurts). With --pack m, D
+        takes m samples at once: m x the channels or the features."""
+        m = self.cfg.pack
         if self.mlp:
+            c, *rest = self.info.sample_shape
             params = {
-                "in_shape": tuple(self.info.sample_shape),
+                "in_shape": (m * c, *rest),  # a pack: its samples side by side
                 "hidden": self.cfg.mlp_hidden,
                 "layers": self.mlp_layers(),
                 "spectral": self.d_spectral,
@@ -210,10 +225,15 @@ class Variant:
             if self.cfg.d_dropout:  # left out at 0: the config (and checkpoint) as before dropout existed
                 params["dropout"] = self.cfg.d_dropout
             return NetConfig("mlp_discriminator", params)
-        return NetConfig(
-            "conv_discriminator",
-            {"width": self.cfg.width, "norm": self.d_norm, "spectral": self.d_spectral, "features": self.d_features},
-        )
+        params = {
+            "width": self.cfg.width,
+            "norm": self.d_norm,
+            "spectral": self.d_spectral,
+            "features": self.d_features,
+        }
+        if m > 1:  # left out at 1, as for dropout
+            params["in_channels"] = m
+        return NetConfig("conv_discriminator", params)
 
     def encoder_config(self, out_dim: int) -> NetConfig:
         """An encoder x -> (N, out_dim) for this data."""
@@ -266,9 +286,16 @@ class Variant:
         return {"z": torch.randn(n, self.cfg.z_dim, generator=generator).to(self.device)}
 
     def discriminate(self, x: torch.Tensor, label: torch.Tensor | None) -> torch.Tensor:
-        """Real/fake logits (B,). ``label`` is the real label or the fake's
-        conditioning; unconditional variants ignore it."""
-        return self.D(x)
+        """Real/fake logits (B,), or (B / m,) for packs of m = --pack samples.
+        ``label`` is the real label or the fake's conditioning; unconditional
+        variants ignore it."""
+        return self.D(self.pack(x))
+
+    def pack(self, x: torch.Tensor) -> torch.Tensor:
+        """PacGAN's packs of ``cfg.pack`` consecutive samples (``pack_samples``).
+        A batch's samples are independent draws (a shuffled real batch, fresh
+        noise for fakes), so its packs are too; real and fake packs are never mixed."""
+        return pack_samples(x, self.cfg.pack)
 
     def fake_label(self, codes: Codes) -> torch.Tensor | None:
         """What the discriminator is told about a fake's class, if anything."""
@@ -323,13 +350,14 @@ class Variant:
         output_real = self.discriminate(real, label)  # (B,)
         output_fake = self.discriminate(fake, self.fake_label(codes))  # (B,)
         errD = self.objective.d(output_real, output_fake)
-        penalty = self.d_penalty(real, fake)
+        penalty = self.d_penalty(self.pack(real), self.pack(fake))
         if penalty is None:
             return errD, {}
         return errD + penalty, {"penalty": penalty.item()}
 
     def d_penalty(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor | None:
-        """An extra term of D's loss (WGAN-GP's gradient penalty)."""
+        """An extra term of D's loss (WGAN-GP's gradient penalty), on what D
+        takes: with --pack m, packs of m samples."""
         return None
 
     def after_d_step(self) -> None:
@@ -374,7 +402,7 @@ class Variant:
         base step's D loss), whose optimum for a fixed G is D* = p_data /
         (p_data + p_g); None for other Ds (critics, energies, pair or
         multi-sample judges)."""
-        if self.objective.d is not losses.d_loss_bce or type(self).d_loss is not Variant.d_loss:
+        if self.objective.d is not losses.d_loss_bce or type(self).d_loss is not Variant.d_loss or self.cfg.pack > 1:
             return None
         was_training = self.D.training
         self.D.eval()
@@ -470,6 +498,8 @@ class Variant:
         record = {"d_steps": cfg.d_steps, **{k: getattr(cfg, k) for k in cls.manifest_hyperparameters}}
         if cfg.d_dropout:
             record["d_dropout"] = cfg.d_dropout
+        if cfg.pack > 1:
+            record["pack"] = cfg.pack
         return record
 
     @classmethod
@@ -532,6 +562,18 @@ def ema_with_warmup(decay: float):
                 a.copy_(c)
 
     return update
+
+
+def pack_samples(x: torch.Tensor, m: int) -> torch.Tensor:
+    """PacGAN's packs (Lin et al. 2018): samples (B, C, H, W) -> (B / m, m * C,
+    H, W), samples m*j .. m*j + m - 1 side by side as pack j's channels, which
+    an MLP D sees as their features one after the other. ``x`` itself when m = 1."""
+    if m == 1:
+        return x
+    b, c, *rest = x.shape
+    if b % m:
+        raise ValueError(f"a batch of {b} samples does not split into packs of {m}")
+    return x.reshape(b // m, m * c, *rest)
 
 
 def optimizer_step(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:

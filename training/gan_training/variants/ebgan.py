@@ -52,6 +52,8 @@ class EBGAN(Variant):
     name = "ebgan"
     defaults = {"pt_weight": 0.1}
     code_dim_images = 32
+    supports_pack = False
+    pack_refusal = "its D is an autoencoder: the energy is each sample's own reconstruction error"
     code_dim_points = 2
     manifest_hyperparameters = ("margin", "pt_weight")
     MARGIN_PRETRAIN_EPOCHS = 2

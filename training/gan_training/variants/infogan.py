@@ -48,6 +48,8 @@ class InfoGAN(ConditionalMixin, Variant):
     name = "infogan"
     conditioning = "infogan"
     supports_points = False  # the codes are read off images
+    supports_pack = False
+    pack_refusal = "Q reads each sample's own codes off its image, and shares D's body"
     num_categories = 10
     num_continuous = 2
     continuous_range = (-1.0, 1.0)
