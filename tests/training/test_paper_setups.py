@@ -110,3 +110,32 @@ def test_ebgan_run_records_its_margin(tmp_path: Path) -> None:
     assert facts["margin_final"] == lines[-1]["margin"] and facts["margin_initial"] >= facts["margin_final"]
     cfg = get_variant("ebgan").resolve(tiny_config("ebgan", tmp_path))
     assert get_variant("ebgan").manifest_training(cfg)["margin"] == "adaptive"
+
+
+# --------------------------------------------------------------------------
+# Where G's last layer gets no signal it draws the data's mean level, not
+# mid-grey (the grey square of the bundled infogan model: docs/training.md)
+
+
+def _silenced(generator: torch.nn.Module, layer: torch.nn.Module, codes: dict) -> torch.Tensor:
+    """G's output with every input of its output layer zeroed: what G draws where its features are silent."""
+    hook = layer.register_forward_pre_hook(lambda _, args: (torch.zeros_like(args[0]),))
+    try:
+        with torch.no_grad():
+            return generator.eval()(**codes)
+    finally:
+        hook.remove()
+
+
+@pytest.mark.parametrize("name", ["infogan", "dcgan", "gan", "cgan"])
+def test_where_g_draws_nothing_it_draws_the_data_mean_not_grey(mnist, tmp_path: Path, name: str) -> None:
+    cfg, v = build_variant(tiny_config(name, tmp_path, g_ema=0.9), torch.device("cpu"))
+    v.setup(mnist)
+    layer = v.G.out if v.g_config.arch == "mlp" else v.G.net.up2
+    mean = mnist.images.mean().item()  # -0.74: 81 % of MNIST's pixels are background (-1)
+    assert layer.bias.detach().tanh().allclose(torch.tensor(mean), atol=1e-4)
+    silent = _silenced(v.G, layer, v.sample_codes(4, torch.Generator().manual_seed(0)))
+    assert silent.allclose(torch.tensor(mean), atol=1e-4)  # was tanh(0) = 0, mid-grey
+    assert v.G_ema.module.state_dict().keys() == v.G.state_dict().keys()
+    ema_layer = v.G_ema.module.out if v.g_config.arch == "mlp" else v.G_ema.module.net.up2
+    assert torch.equal(ema_layer.bias, layer.bias)  # the weight average starts from the same G

@@ -261,6 +261,31 @@ class MLPGenerator(nn.Module):
         return h.view(-1, *self.out_shape)
 
 
+def output_layer(generator: nn.Module) -> nn.Module | None:
+    """The layer whose output a generator squashes with tanh into [-1, 1]
+    (the last transposed convolution, or the MLP's output layer); None for
+    a linear output (point data)."""
+    if isinstance(generator, MLPGenerator):
+        return generator.out if generator.tanh else None
+    net = getattr(generator, "net", None)
+    return net.up2 if isinstance(net, DeconvStack) else None
+
+
+@torch.no_grad()
+def init_output_level(generator: nn.Module, level: float) -> bool:
+    """Start the output layer's bias at atanh(``level``), so that where the
+    layer's inputs are silent G draws ``level`` (the trainer passes the
+    training images' mean pixel) instead of tanh(0) = 0, mid-grey. With a
+    zero bias and tanh, every region G's features leave weak falls back to
+    mid-grey, and nothing moves the bias later: the background's saturated
+    pixels pass tanh' ~ 0 back to it. False where there is no tanh output."""
+    layer = output_layer(generator)
+    if layer is None or layer.bias is None:
+        return False
+    layer.bias.fill_(math.atanh(min(max(level, -0.999), 0.999)))
+    return True
+
+
 def build_generator(cfg: GeneratorConfig) -> nn.Module:
     if cfg.arch == "mlp":
         return MLPGenerator(cfg)

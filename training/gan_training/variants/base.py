@@ -42,7 +42,7 @@ from .. import losses
 from ..config import TrainConfig
 from ..data import Dataset, DatasetInfo, dataset_info
 from ..evaluation import confusion_matrix, mode_coverage, score_mapping
-from ..models import GeneratorConfig, NetConfig, build_generator, build_net
+from ..models import GeneratorConfig, NetConfig, build_generator, build_net, init_output_level
 from ..quality import class_histogram_stats
 
 Codes = dict[str, torch.Tensor]  # generator keyword arguments, e.g. {"z": (B, 100)}
@@ -271,7 +271,13 @@ class Variant:
         }
 
     def setup(self, dataset: Dataset) -> None:
-        """Called once with the training data before the first step."""
+        """Called once with the training data before the first step (a
+        variant that overrides it calls this one too): G's tanh output
+        starts at the images' mean pixel (``models.init_output_level``), so
+        that what G's features leave undrawn is dark, not mid-grey."""
+        if not self.points and init_output_level(self.G, float(dataset.images.mean())):
+            if self.G_ema is not None:  # the average starts as G's initial weights
+                self.G_ema.module.load_state_dict(self.G.state_dict())
 
     def end_epoch(self, mean_losses: Logged) -> dict[str, Any]:
         """Called after each epoch's steps with their mean logged values (the

@@ -89,6 +89,7 @@ class EBGAN(Variant):
     def setup(self, dataset: Dataset) -> None:
         """MAGAN's start: pre-train D as an autoencoder of the real data and
         take its mean real energy as the first margin."""
+        super().setup(dataset)
         if not self.adaptive_margin:
             return
         cfg = self.cfg

@@ -80,6 +80,7 @@ class InfoGAN(ConditionalMixin, Variant):
         return [{"params": rest}, {"params": q, "lr": self.cfg.lr_q}]
 
     def setup(self, dataset: Dataset) -> None:
+        super().setup(dataset)
         self.labelled_x = self.labelled_y = None
         if self.semi_supervised:
             idx = labelled_subset(dataset.labels, self.cfg.labelled_fraction, self.cfg.seed)
