@@ -139,3 +139,91 @@ def test_where_g_draws_nothing_it_draws_the_data_mean_not_grey(mnist, tmp_path: 
     assert v.G_ema.module.state_dict().keys() == v.G.state_dict().keys()
     ema_layer = v.G_ema.module.out if v.g_config.arch == "mlp" else v.G_ema.module.net.up2
     assert torch.equal(ema_layer.bias, layer.bias)  # the weight average starts from the same G
+
+
+# --------------------------------------------------------------------------
+# infogan: Chen et al.'s MNIST setup, and Q judged on held-out real digits
+
+
+PAPER = {
+    "width": 64,
+    "g_hidden": 1024,
+    "d_hidden": 1024,
+    "q_trains_body": True,
+    "q_fixed_variance": True,
+    "lambda_cat": 1.0,
+    "lambda_cont": 1.0,
+}
+
+
+def test_infogan_paper_flag_builds_the_papers_nets(mnist, tmp_path: Path) -> None:
+    """Chen et al. (2016), Table 1 (MNIST): G: FC 1024 - BN - ReLU, FC 7x7x128 -
+    BN - ReLU, 4x4 upconv 64 - BN - ReLU, 4x4 upconv 1; D: 4x4 conv 64 - lReLU,
+    4x4 conv 128 - BN - lReLU, FC 1024 - BN - lReLU, then D's output and Q
+    (FC 128 - BN - lReLU - FC) on that shared layer."""
+    # width: the paper's 64 (tiny_config's 8 would be refused as a conflicting choice)
+    cfg, v = build_variant(tiny_config("infogan", tmp_path, infogan_paper=True, width=64), torch.device("cpu"))
+    assert {k: getattr(cfg, k) for k in PAPER} == PAPER and cfg.labelled_fraction == 0
+    g = v.G.net
+    assert [type(m) for m in g.mlp] == [torch.nn.Linear, torch.nn.BatchNorm1d, torch.nn.ReLU]
+    assert (g.mlp[0].in_features, g.mlp[0].out_features) == (62 + 10 + 2, 1024)
+    assert (g.fc.in_features, g.fc.out_features) == (1024, 128 * 7 * 7)
+    assert (g.up1.in_channels, g.up1.out_channels, g.up2.out_channels) == (128, 64, 1)
+    d = v.D
+    assert (d.body.conv1.out_channels, d.body.conv2.out_channels) == (64, 128)
+    assert isinstance(d.body.norm, torch.nn.BatchNorm2d)
+    assert [type(m) for m in d.fc] == [torch.nn.Linear, torch.nn.BatchNorm1d, torch.nn.LeakyReLU]
+    assert (d.fc[0].in_features, d.fc[0].out_features) == (128 * 7 * 7, 1024)
+    assert d.head.in_features == 1024 and d.q_head[0].in_features == 1024 and d.q_head[0].out_features == 128
+    v.setup(mnist)
+    losses = v.train_step(mnist.images[:16], mnist.labels[:16])
+    assert {"loss_d", "loss_g", "loss_info_cat", "loss_info_cont"} <= set(losses)
+    # Q trains the shared body: the info loss on fakes reaches conv1 and the FC-1024 layer
+    codes = v.sample_codes(8, torch.Generator().manual_seed(0))
+    v.D.zero_grad(set_to_none=True)
+    cat, cont = v.info_loss(v.D(v.G(**codes).detach(), q_detached=not cfg.q_trains_body), codes)
+    (cat + cont).backward()
+    assert v.D.body.conv1.weight.grad is not None and v.D.fc[0].weight.grad is not None
+
+
+def test_infogan_paper_flag_refuses_settings_it_would_override(tmp_path: Path) -> None:
+    for extra, flag in (
+        ({"labelled_fraction": 0.1}, "--labelled-fraction"),
+        ({"q_trains_body": False}, "--q-trains-body"),
+        ({"width": 16}, "--width"),
+        ({"lambda_cont": 0.1}, "--lambda-cont"),
+    ):
+        cfg = tiny_config("infogan", tmp_path, infogan_paper=True, **{"width": 64, **extra})
+        with pytest.raises(ValueError, match=f"--infogan-paper.*{flag}"):
+            build_variant(cfg, torch.device("cpu"))
+    with pytest.raises(ValueError, match="dcgan.*--infogan-paper"):
+        build_variant(tiny_config("dcgan", tmp_path, infogan_paper=True), torch.device("cpu"))
+    with pytest.raises(ValueError, match="dcgan.*--d-hidden"):
+        build_variant(tiny_config("dcgan", tmp_path, d_hidden=64), torch.device("cpu"))
+    _, v = build_variant(tiny_config("infogan", tmp_path, d_hidden=32), torch.device("cpu"))  # the layer alone
+    assert v.D.fc[0].out_features == 32 and v.D.head.in_features == 32
+    _, v = build_variant(tiny_config("infogan", tmp_path), torch.device("cpu"))
+    assert isinstance(v.D.fc, torch.nn.Identity) and "hidden" not in v.d_config.params  # as before
+
+
+@pytest.mark.parametrize("extra", [{}, {"labelled_fraction": 0.1}])
+def test_infogan_evaluation_reports_q_on_the_held_out_real_digits(mnist, tmp_path: Path, extra: dict) -> None:
+    import numpy as np
+    from gan_training.classifier import classify, load_classifier
+    from gan_training.data import labelled_subset, stratified_split
+
+    cfg, v = build_variant(tiny_config("infogan", tmp_path, **extra), torch.device("cpu"))
+    v.setup(mnist)
+    v.train_step(mnist.images[:16], mnist.labels[:16])
+    model = load_classifier(device="cpu")
+    result = v.evaluate(lambda images: classify(images, model))
+    _, held = stratified_split(mnist.labels)  # the classifier's 1,000 held-out digits
+    if cfg.labelled_fraction:  # not the digits whose labels Q was given
+        held = held[~np.isin(held.numpy(), labelled_subset(mnist.labels, cfg.labelled_fraction, cfg.seed).numpy())]
+    assert result["q_held_out_size"] == len(held) and (len(held) == 1000) == (not cfg.labelled_fraction)
+    v.D.eval()
+    with torch.no_grad():
+        category = v.D(mnist.images[held]).cat_logits.argmax(1).numpy()
+    digit = np.asarray(result["category_to_digit"])[category]
+    assert result["q_held_out_accuracy"] == pytest.approx((digit == mnist.labels[held].numpy()).mean())
+    assert "matched_accuracy" in result

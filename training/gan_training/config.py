@@ -112,6 +112,19 @@ class TrainConfig:
     q_fixed_variance: bool = setting(
         False, "InfoGAN: Q's Gaussian for the continuous codes has unit variance instead of a learned one."
     )
+    # Chen et al.'s MNIST D has a fully connected 1024-unit layer (BatchNorm,
+    # LeakyReLU) after its convolutions, which D's output and Q share.
+    d_hidden: int = setting(
+        0,
+        "InfoGAN: a fully connected layer of this size after D's conv body, shared by D and Q (0: none).",
+        type=click.IntRange(min=0),
+    )
+    # One flag for the paper's unsupervised MNIST setup (variants/infogan.py).
+    infogan_paper: bool = setting(
+        False,
+        "InfoGAN: Chen et al.'s MNIST setup: --width 64 --g-hidden 1024 --d-hidden 1024 --q-trains-body "
+        "--q-fixed-variance --lambda-cat 1 --lambda-cont 1, unsupervised.",
+    )
 
     # Evaluation with the project classifier, logged to metrics.jsonl
     eval_every: int = setting(1, "Judge samples every N epochs (0: last only).", type=click.IntRange(min=0))

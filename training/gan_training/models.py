@@ -359,16 +359,27 @@ class InfoDiscriminator(nn.Module):
     """InfoGAN D and Q sharing one conv body.
 
     The Q head reads the same features as D, so recovering the codes costs
-    almost nothing extra, as in Chen et al. (2016).
+    almost nothing extra, as in Chen et al. (2016). ``hidden`` > 0: a fully
+    connected layer of that size (BatchNorm, LeakyReLU) after the body,
+    also shared: the paper's MNIST D has one of 1024.
     """
 
-    def __init__(self, width: int, num_categories: int = 10, num_continuous: int = 2, q_hidden: int = 128) -> None:
+    def __init__(
+        self, width: int, num_categories: int = 10, num_continuous: int = 2, q_hidden: int = 128, hidden: int = 0
+    ) -> None:
         super().__init__()
         self.num_categories, self.num_continuous = num_categories, num_continuous
         self.body = ConvBody(width)
-        self.head = nn.Linear(self.body.out_dim, 1)
+        # No bias before BatchNorm: its shift makes one redundant.
+        self.fc = (
+            nn.Sequential(nn.Linear(self.body.out_dim, hidden, bias=False), nn.BatchNorm1d(hidden), nn.LeakyReLU(0.2))
+            if hidden
+            else nn.Identity()
+        )
+        features = hidden or self.body.out_dim
+        self.head = nn.Linear(features, 1)
         self.q_head = nn.Sequential(
-            nn.Linear(self.body.out_dim, q_hidden, bias=False),
+            nn.Linear(features, q_hidden, bias=False),
             nn.BatchNorm1d(q_hidden),
             nn.LeakyReLU(0.2),
             nn.Linear(q_hidden, num_categories + 2 * num_continuous),
@@ -377,7 +388,7 @@ class InfoDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor, q_detached: bool = False) -> InfoOutput:
         """``q_detached``: Q's losses train only the Q head, not the shared body."""
-        h = self.body(x)
+        h = self.fc(self.body(x))
         q = self.q_head(h.detach() if q_detached else h)  # (B, K + 2C)
         k, c = self.num_categories, self.num_continuous
         return InfoOutput(

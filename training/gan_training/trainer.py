@@ -292,10 +292,13 @@ def _headline(evaluation: dict[str, Any]) -> str:
             line += f", W1 {evaluation['wasserstein_1d']:.3f} (floor {evaluation['wasserstein_1d_floor']:.3f})"
         return line
     if "matched_accuracy" in evaluation:
-        return (
+        line = (
             f"accuracy {evaluation['matched_accuracy']:.3f}, worst digit {evaluation['worst_digit']} "
             f"at {evaluation['worst_digit_accuracy']:.3f}"
         )
+        if "q_held_out_accuracy" in evaluation:  # InfoGAN's Q on held-out real digits
+            line += f", Q on {evaluation['q_held_out_size']} held-out digits {evaluation['q_held_out_accuracy']:.3f}"
+        return line
     if "accuracy" in evaluation:
         return (
             f"accuracy {evaluation['accuracy']:.3f}, worst digit {evaluation['worst_digit']} "

@@ -99,6 +99,10 @@ class Variant:
     # discriminate, d_loss and g_loss); if not, why not (the error says it).
     supports_pack: ClassVar[bool] = True
     pack_refusal: ClassVar[str] = ""
+    # The paper's setup that --infogan-paper applies ({} : the flag is refused),
+    # and whether --d-hidden (a fully connected layer in D) applies.
+    paper_settings: ClassVar[dict[str, Any]] = {}
+    supports_d_hidden: ClassVar[bool] = False
 
     # What export asks: the manifest's conditioning kind, whether there is an
     # encoder to ship (encoder.onnx), and the config fields to record.
@@ -118,6 +122,10 @@ class Variant:
         values.update(cls.defaults)
         if points:
             values.update(cls.point_defaults)
+        if cfg.infogan_paper and not cls.paper_settings:
+            raise ValueError(f"{cls.name}: --infogan-paper is InfoGAN's setup (--variant infogan)")
+        if cfg.d_hidden and not cls.supports_d_hidden:
+            raise ValueError(f"{cls.name}: --d-hidden adds a layer to InfoGAN's D (--variant infogan)")
         if cfg.critic_warmup and not cls.supports_critic_warmup:
             raise ValueError(f"{cls.name}: --critic-warmup is WGAN's schedule of critic steps (wgan, wgan-gp)")
         if cfg.pack > 1:
