@@ -134,7 +134,8 @@ def _moved(before: list[torch.Tensor], module: torch.nn.Module) -> bool:
 
 
 def test_wgan_clips_the_critic_and_updates_g_every_fifth_step(mnist, tmp_path: Path) -> None:
-    cfg, v = build_variant(tiny_config("wgan", tmp_path), torch.device("cpu"))
+    # n_critic = 5 without the warm-up's 100 critic steps (test_budget.py)
+    cfg, v = build_variant(tiny_config("wgan", tmp_path, critic_warmup=False), torch.device("cpu"))
     assert (cfg.d_steps, cfg.clip, cfg.lr_g, cfg.lr_d) == (5, 0.01, 5e-5, 5e-5)
     assert isinstance(v.opt_d, torch.optim.RMSprop) and isinstance(v.opt_g, torch.optim.RMSprop)
     for step in range(1, 11):
@@ -243,7 +244,8 @@ def _count_steps(opt: torch.optim.Optimizer) -> list[int]:
 @pytest.mark.parametrize("name", ALL)
 def test_every_variant_honours_d_steps(mnist, tmp_path: Path, name: str) -> None:
     """k = --d-steps D updates, each on its own trainer step's batch, per G update."""
-    _, v = build_variant(tiny_config(name, tmp_path, d_steps=2), torch.device("cpu"))
+    no_warmup = {"critic_warmup": False} if name == "wgan" else {}  # WGAN's warm-up: test_budget.py
+    _, v = build_variant(tiny_config(name, tmp_path, d_steps=2, **no_warmup), torch.device("cpu"))
     d_calls, g_calls = _count_steps(v.opt_d), _count_steps(v.opt_g)
     e_calls = _count_steps(v.opt_e) if name == "vaegan" else None
     for step in range(1, 5):
@@ -258,13 +260,14 @@ def test_every_variant_honours_d_steps(mnist, tmp_path: Path, name: str) -> None
 
 @pytest.mark.parametrize("name", ALL)
 def test_default_update_counts(mnist, tmp_path: Path, name: str) -> None:
-    """A default run: one G update per D update, but n_critic = 5 for the WGANs."""
+    """A default run: one G update per D update, but n_critic = 5 for the WGANs,
+    and WGAN's critic warm-up takes 100 critic steps before its first G update."""
     cfg, v = build_variant(tiny_config(name, tmp_path), torch.device("cpu"))
     k = 5 if name in ("wgan", "wgan-gp") else 1
     d_calls, g_calls = _count_steps(v.opt_d), _count_steps(v.opt_g)
     _step(v, mnist, n=5)
-    assert (len(d_calls), len(g_calls)) == (5, 5 // k)
-    assert cfg.d_steps == k
+    assert (len(d_calls), len(g_calls)) == (5, 0 if name == "wgan" else 5 // k)
+    assert cfg.d_steps == k and cfg.critic_warmup == (name == "wgan")
 
 
 def test_a_variant_that_cannot_make_the_data_is_refused(tmp_path: Path) -> None:
@@ -276,12 +279,12 @@ def test_a_variant_that_cannot_make_the_data_is_refused(tmp_path: Path) -> None:
 
 def test_resume_reproduces_a_run_with_critic_steps(tmp_path: Path) -> None:
     """7 steps per epoch against n_critic = 5: the step counter must survive resume."""
-    extra = dict(dataset="ring8", steps_per_epoch=7, eval_every=0)
+    extra = dict(dataset="ring8", steps_per_epoch=7, eval_every=0, critic_warmup=False)
     fit(tiny_config("wgan", tmp_path / "straight", **extra), progress=False)
     fit(tiny_config("wgan", tmp_path / "split", epochs=1, **extra), progress=False)
     fit(tiny_config("wgan", tmp_path / "split", **extra), resume=True, progress=False)
     a, b = load_checkpoint(tmp_path / "straight")["state"], load_checkpoint(tmp_path / "split")["state"]
-    assert a["step_count"] == b["step_count"] == 14
+    assert a["step_count"] == b["step_count"] == 14 and a["g_updates"] == b["g_updates"] == 2
     for net in ("generator", "discriminator"):
         assert all(torch.equal(a[net][k], b[net][k]) for k in a[net])
 
@@ -291,10 +294,10 @@ def test_each_variant_tells_export_what_its_manifest_holds(tmp_path: Path, name:
     cls = get_variant(name)
     cfg = cls.resolve(tiny_config(name, tmp_path, labelled_fraction=0.1 if name == "infogan" else 0.0))
     own = {
-        "gan": ["g_loss"],
+        "gan": ["g_loss", "d_dropout"],
         "fgan": ["divergence"],
-        "wgan": ["clip"],
-        "wgan-gp": ["gp_weight"],
+        "wgan": ["clip", "critic_warmup"],
+        "wgan-gp": ["gp_weight", "critic_warmup"],
         "sngan": ["sn_loss"],
         "ebgan": ["margin", "pt_weight"],
         "vaegan": ["gamma", "recon"],

@@ -37,6 +37,15 @@ class TrainConfig:
     num_threads: int = setting(0, "torch CPU threads (0: torch default).", flag="--threads", type=click.IntRange(min=0))
     # 0 = a full pass over the data; tests set a few steps to stay fast.
     steps_per_epoch: int = setting(0, "Cap steps per epoch (0: full pass).", type=click.IntRange(min=0))
+    # A budget in G updates, as GAN papers state theirs (WGAN: "generator
+    # iterations"): with --d-steps k that is k x g_steps critic batches (more
+    # with --critic-warmup). Epochs then only mark where the loop evaluates,
+    # draws and saves; the last one stops at the budget.
+    g_steps: int | None = setting(
+        None,
+        "Train until this many G updates, overriding --epochs (with --d-steps k: k x G_STEPS D batches).",
+        type=click.IntRange(min=1),
+    )
 
     # Optimisation (None = variant default)
     lr_g: float | None = setting(None, "Generator learning rate [variant default].", type=float)
@@ -49,7 +58,7 @@ class TrainConfig:
     # final weights settle instead of stopping mid-oscillation. 1 = constant.
     lr_decay_start: float = setting(
         1.0,
-        "Decay all learning rates linearly to 0 from this fraction of the epochs on (1: constant).",
+        "Decay all learning rates linearly to 0 from this fraction of the epochs (or --g-steps) on (1: constant).",
         type=click.FloatRange(0.0, 1.0),
     )
     beta1: float | None = setting(None, "Adam beta1 [variant default: 0.5].", type=float)
@@ -103,6 +112,19 @@ class TrainConfig:
     q_fixed_variance: bool = setting(
         False, "InfoGAN: Q's Gaussian for the continuous codes has unit variance instead of a learned one."
     )
+    # Chen et al.'s MNIST D has a fully connected 1024-unit layer (BatchNorm,
+    # LeakyReLU) after its convolutions, which D's output and Q share.
+    d_hidden: int = setting(
+        0,
+        "InfoGAN: a fully connected layer of this size after D's conv body, shared by D and Q (0: none).",
+        type=click.IntRange(min=0),
+    )
+    # One flag for the paper's unsupervised MNIST setup (variants/infogan.py).
+    infogan_paper: bool = setting(
+        False,
+        "InfoGAN: Chen et al.'s MNIST setup: --width 64 --g-hidden 1024 --d-hidden 1024 --q-trains-body "
+        "--q-fixed-variance --lambda-cat 1 --lambda-cont 1, unsupervised.",
+    )
 
     # Evaluation with the project classifier, logged to metrics.jsonl
     eval_every: int = setting(1, "Judge samples every N epochs (0: last only).", type=click.IntRange(min=0))
@@ -120,6 +142,14 @@ class TrainConfig:
 
     # The variants of variants/{gan,fgan,wgan,wgan_gp,sngan,lsgan,ebgan,vaegan,bigan}.py
     d_steps: int | None = setting(None, "D/critic updates per G update [gan 1, wgan 5].", type=click.IntRange(min=1))
+    # Arjovsky et al.'s reference code (martinarjovsky/WassersteinGAN, main.py):
+    # 100 critic steps before each of the first 25 G updates and before every
+    # 500th, so the critic is near its optimum whenever G learns from it.
+    critic_warmup: bool | None = setting(
+        None,
+        "wgan/wgan-gp: 100 critic steps before the first 25 G updates and every 500th [wgan on, wgan-gp off].",
+        flag="--critic-warmup/--no-critic-warmup",
+    )
     g_loss: str = setting("nonsaturating", "gan: its loss.", type=click.Choice(list(LOSSES)))
     divergence: str = setting(
         "js",
@@ -129,14 +159,31 @@ class TrainConfig:
     clip: float | None = setting(None, "wgan: clip critic weights to [-c, c] [0.01].", type=float)
     gp_weight: float | None = setting(None, "wgan-gp: gradient penalty weight lambda [10].", type=float)
     sn_loss: str = setting("hinge", "sngan: its loss.", type=click.Choice(list(LOSSES)))
-    margin: float | None = setting(None, "ebgan: margin m on the fake energy [1.0].", type=float)
-    # The paper used 0.1.
-    pt_weight: float = setting(0.0, "ebgan: pulling-away term weight (0: off).")
+    # None: MAGAN's adaptive margin, on the scale of the real energies (variants/ebgan.py).
+    margin: float | None = setting(
+        None, "ebgan: fixed margin m on the fake energy [adaptive: the mean real energy, MAGAN].", type=float
+    )
+    # 0.1: the paper's EBGAN-PT.
+    pt_weight: float | None = setting(
+        None, "ebgan: pulling-away term weight (0: off) [0.1].", type=click.FloatRange(min=0.0)
+    )
     gamma: float | None = setting(None, "vaegan: reconstruction weight in G's loss [0.01; points 1].", type=float)
     # Reconstruction in D's feature space (feature) or in pixels (pixel).
     recon: str = setting("feature", "vaegan: reconstruction space.", type=click.Choice(["feature", "pixel"]))
     # The MLP nets: gan, and every variant on point data.
     mlp_hidden: int | None = setting(None, "Units per MLP layer [images 512, points 128].", type=click.IntRange(min=1))
+    # PacGAN (Lin et al., 2018): D judges packs of m samples (variants/base.py).
+    pack: int = setting(
+        1,
+        "PacGAN: D judges packs of this many samples, joined along channels (conv D) or features (MLP D).",
+        type=click.IntRange(min=1),
+    )
+    # Goodfellow et al. (2014) trained their MNIST discriminator with dropout.
+    d_dropout: float | None = setting(
+        None,
+        "Dropout after each hidden layer of the MLP discriminator [gan on images 0.5; otherwise 0].",
+        type=click.FloatRange(0.0, 1.0, max_open=True),
+    )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

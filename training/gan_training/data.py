@@ -244,6 +244,17 @@ def toy_modes(name: str) -> tuple[np.ndarray, float]:
     return means(), std
 
 
+def toy_density(name: str, x: np.ndarray) -> np.ndarray:
+    """The density of 1-D toy dataset ``name`` at points ``x`` (any shape):
+    the equal-weight mixture of N(mean_k, std^2) that ``make_toy`` samples."""
+    means, std = toy_modes(name)
+    if means.shape[1] != 1:
+        raise ValueError(f"{name!r} is {means.shape[1]}-D; toy_density is for 1-D data")
+    x = np.asarray(x, dtype=np.float64)
+    z = (x[..., None] - means[:, 0]) / std  # (..., K)
+    return np.exp(-0.5 * z**2).mean(-1) / (std * math.sqrt(2 * math.pi))
+
+
 def make_toy(name: str, n: int = TOY_POINTS, seed: int = TOY_SEED) -> tuple[np.ndarray, np.ndarray]:
     """``n`` points (n, D) float64 of an equal-weight Gaussian mixture and
     their component index (n,): each point picks a mode uniformly at random,

@@ -30,8 +30,8 @@ from gan_contract.request import class_for_digit, draw, inputs_from_codes
 from scipy.optimize import linear_sum_assignment
 
 from .classifier import JUDGE_DATASET, asset_info, classify, embed, judge, load_classifier
-from .data import dataset_info, load_dataset, load_idx_dataset, toy_modes
-from .quality import class_histogram_stats, feature_stats, frechet_distance, mode_protocol
+from .data import dataset_info, load_dataset, load_idx_dataset, make_toy, toy_modes
+from .quality import class_histogram_stats, feature_stats, frechet_distance, mode_protocol, wasserstein_1d
 
 NUM_DIGITS = 10
 
@@ -99,6 +99,7 @@ def match_categories(confusion: np.ndarray) -> Matching:
 
 FLD_SAMPLES = 10_000
 TOY_SAMPLES = 2_500
+TOY_FLOOR_SEED = 1  # the fresh draw of the data that W1's floor is measured on (the data itself: seed 0)
 CHUNK = 500
 
 
@@ -129,6 +130,7 @@ def model_facts(model_dir: Path, manifest: Manifest) -> dict[str, Any]:
         "dataset": manifest.dataset,
         "conditioning": manifest.conditioning.kind,
         "epochs": training.get("epochs"),
+        "g_updates": training.get("g_updates"),
         "training_seconds": training.get("duration_seconds"),
         "generator_parameters": training.get("generator_parameters"),
         "width": training.get("width"),
@@ -237,9 +239,35 @@ def _conditional_accuracy(session: Any, manifest: Manifest, seed: int, n: int, m
 def _evaluate_points(session: Any, manifest: Manifest, seed: int) -> dict[str, Any]:
     means, std = toy_modes(manifest.dataset)
     samples = _run(session, _feeds(manifest, seed, TOY_SAMPLES, None)).reshape(TOY_SAMPLES, -1).astype(np.float64)
-    if means.shape[1] != 2:  # gaussian1d: no modes to count
-        return {"samples": TOY_SAMPLES, "mean": float(samples.mean()), "std": float(samples.std())}
+    if means.shape[1] == 1:  # gaussian1d: no modes to count; the earth-mover distance to the data
+        return point_scores(manifest.dataset, samples[:, 0])
     return {"modes": mode_protocol(samples, means, std)}
+
+
+@lru_cache(maxsize=4)
+def _toy_reference(name: str) -> np.ndarray:
+    """The 1-D toy dataset's training points (all 100,000 of them)."""
+    return make_toy(name)[0][:, 0]
+
+
+def point_scores(name: str, samples: np.ndarray) -> dict[str, Any]:
+    """A 1-D model's samples (N,) against toy dataset ``name``: the earth-mover
+    distance W1 to the dataset's 100,000 points (``quality.wasserstein_1d``;
+    in the data's units: for gaussian1d, a shift of 0.5 costs 0.5), its
+    floor (W1 of N fresh draws from the data distribution itself: what
+    sampling error alone costs), and the samples' mean and std."""
+    x = np.asarray(samples, dtype=np.float64).reshape(-1)
+    if not np.isfinite(x).all():
+        return {"samples": len(x), "finite": False}
+    reference = _toy_reference(name)
+    floor_draw = make_toy(name, n=len(x), seed=TOY_FLOOR_SEED)[0][:, 0]
+    return {
+        "samples": len(x),
+        "wasserstein_1d": wasserstein_1d(x, reference),
+        "wasserstein_1d_floor": wasserstein_1d(floor_draw, reference),
+        "mean": float(x.mean()),
+        "std": float(x.std()),
+    }
 
 
 # --------------------------------------------------------------------------
@@ -251,7 +279,8 @@ def mode_coverage(name: str, samples: np.ndarray) -> dict[str, Any]:
     modes with ``quality.mode_protocol`` (PacGAN evaluates 2,500 samples).
 
     Non-finite samples (a diverged run) are reported as ``finite: false``
-    instead of judged; 1-D data also gets the samples' mean and std.
+    instead of judged; 1-D data also gets the samples' mean and std and the
+    earth-mover distance to the data (``point_scores``).
     """
     means, std = toy_modes(name)
     x = np.asarray(samples, dtype=np.float64).reshape(len(samples), -1)
@@ -261,4 +290,8 @@ def mode_coverage(name: str, samples: np.ndarray) -> dict[str, Any]:
     if means.shape[1] == 1:
         result["sample_mean"] = float(x.mean())
         result["sample_std"] = float(x.std())
+        if result["finite"] and len(x):
+            scores = point_scores(name, x[:, 0])
+            result["wasserstein_1d"] = scores["wasserstein_1d"]
+            result["wasserstein_1d_floor"] = scores["wasserstein_1d_floor"]
     return result

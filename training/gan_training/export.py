@@ -309,6 +309,8 @@ def export_run(
         training = {
             "variant": cfg.variant,
             "epochs": int(ckpt["epoch"]),
+            **variant.manifest_progress(ckpt["state"]),  # G and D updates made
+            **({"g_steps": cfg.g_steps} if cfg.g_steps else {}),
             "seed": cfg.seed,
             "duration_seconds": round(float(ckpt["elapsed_seconds"]), 1),
             "final_losses": ckpt.get("losses", {}),

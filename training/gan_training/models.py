@@ -108,7 +108,16 @@ def _spectral(module: nn.Module, *names: str) -> None:
         setattr(parent, attr, spectral_norm(getattr(parent, attr)))
 
 
-def _mlp(in_dim: int, hidden: int, layers: int, act: str, norm: str = "none", spectral: bool = False) -> nn.Sequential:
+def _mlp(
+    in_dim: int,
+    hidden: int,
+    layers: int,
+    act: str,
+    norm: str = "none",
+    spectral: bool = False,
+    dropout: float = 0.0,
+) -> nn.Sequential:
+    """``layers`` x (Linear, [norm], activation, [Dropout(dropout) if > 0])."""
     mods: list[nn.Module] = []
     d = in_dim
     for _ in range(layers):
@@ -119,6 +128,8 @@ def _mlp(in_dim: int, hidden: int, layers: int, act: str, norm: str = "none", sp
         elif norm == "batch":
             mods.append(nn.BatchNorm1d(hidden))
         mods.append(nn.ReLU() if act == "relu" else nn.LeakyReLU(0.2))
+        if dropout > 0:
+            mods.append(nn.Dropout(dropout))
         d = hidden
     return nn.Sequential(*mods)
 
@@ -163,12 +174,12 @@ class ConvBody(nn.Module):
     unnormalised so D sees raw pixel statistics.
     """
 
-    def __init__(self, width: int, norm: str = "batch") -> None:
+    def __init__(self, width: int, norm: str = "batch", in_channels: int = 1) -> None:
         super().__init__()
         if norm not in ("batch", "layer", "none"):
             raise ValueError(f"unknown norm {norm!r}; known: batch, layer, none")
         self.out_dim = 2 * width * 7 * 7
-        self.conv1 = nn.Conv2d(1, width, 4, stride=2, padding=1)
+        self.conv1 = nn.Conv2d(in_channels, width, 4, stride=2, padding=1)
         self.conv2 = nn.Conv2d(width, 2 * width, 4, stride=2, padding=1, bias=norm != "batch")
         self.norm = {
             "batch": lambda: nn.BatchNorm2d(2 * width),
@@ -250,6 +261,31 @@ class MLPGenerator(nn.Module):
         return h.view(-1, *self.out_shape)
 
 
+def output_layer(generator: nn.Module) -> nn.Module | None:
+    """The layer whose output a generator squashes with tanh into [-1, 1]
+    (the last transposed convolution, or the MLP's output layer); None for
+    a linear output (point data)."""
+    if isinstance(generator, MLPGenerator):
+        return generator.out if generator.tanh else None
+    net = getattr(generator, "net", None)
+    return net.up2 if isinstance(net, DeconvStack) else None
+
+
+@torch.no_grad()
+def init_output_level(generator: nn.Module, level: float) -> bool:
+    """Start the output layer's bias at atanh(``level``), so that where the
+    layer's inputs are silent G draws ``level`` (the trainer passes the
+    training images' mean pixel) instead of tanh(0) = 0, mid-grey. With a
+    zero bias and tanh, every region G's features leave weak falls back to
+    mid-grey, and nothing moves the bias later: the background's saturated
+    pixels pass tanh' ~ 0 back to it. False where there is no tanh output."""
+    layer = output_layer(generator)
+    if layer is None or layer.bias is None:
+        return False
+    layer.bias.fill_(math.atanh(min(max(level, -0.999), 0.999)))
+    return True
+
+
 def build_generator(cfg: GeneratorConfig) -> nn.Module:
     if cfg.arch == "mlp":
         return MLPGenerator(cfg)
@@ -271,12 +307,15 @@ class ConvDiscriminator(nn.Module):
     ``spectral`` wraps every weight in
     torch.nn.utils.parametrizations.spectral_norm (Miyato et al. 2018).
     ``features``: also return the flattened 7x7 activations (VAE-GAN's Dis_l).
+    ``in_channels`` > 1: PacGAN's packs, that many images side by side as channels.
     """
 
-    def __init__(self, width: int, norm: str = "batch", spectral: bool = False, features: bool = False) -> None:
+    def __init__(
+        self, width: int, norm: str = "batch", spectral: bool = False, features: bool = False, in_channels: int = 1
+    ) -> None:
         super().__init__()
         self.features = features
-        self.body = ConvBody(width, norm)
+        self.body = ConvBody(width, norm, in_channels)
         self.head = nn.Linear(self.body.out_dim, 1)
         init_weights(self)
         if spectral:
@@ -320,16 +359,27 @@ class InfoDiscriminator(nn.Module):
     """InfoGAN D and Q sharing one conv body.
 
     The Q head reads the same features as D, so recovering the codes costs
-    almost nothing extra, as in Chen et al. (2016).
+    almost nothing extra, as in Chen et al. (2016). ``hidden`` > 0: a fully
+    connected layer of that size (BatchNorm, LeakyReLU) after the body,
+    also shared: the paper's MNIST D has one of 1024.
     """
 
-    def __init__(self, width: int, num_categories: int = 10, num_continuous: int = 2, q_hidden: int = 128) -> None:
+    def __init__(
+        self, width: int, num_categories: int = 10, num_continuous: int = 2, q_hidden: int = 128, hidden: int = 0
+    ) -> None:
         super().__init__()
         self.num_categories, self.num_continuous = num_categories, num_continuous
         self.body = ConvBody(width)
-        self.head = nn.Linear(self.body.out_dim, 1)
+        # No bias before BatchNorm: its shift makes one redundant.
+        self.fc = (
+            nn.Sequential(nn.Linear(self.body.out_dim, hidden, bias=False), nn.BatchNorm1d(hidden), nn.LeakyReLU(0.2))
+            if hidden
+            else nn.Identity()
+        )
+        features = hidden or self.body.out_dim
+        self.head = nn.Linear(features, 1)
         self.q_head = nn.Sequential(
-            nn.Linear(self.body.out_dim, q_hidden, bias=False),
+            nn.Linear(features, q_hidden, bias=False),
             nn.BatchNorm1d(q_hidden),
             nn.LeakyReLU(0.2),
             nn.Linear(q_hidden, num_categories + 2 * num_continuous),
@@ -338,7 +388,7 @@ class InfoDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor, q_detached: bool = False) -> InfoOutput:
         """``q_detached``: Q's losses train only the Q head, not the shared body."""
-        h = self.body(x)
+        h = self.fc(self.body(x))
         q = self.q_head(h.detach() if q_detached else h)  # (B, K + 2C)
         k, c = self.num_categories, self.num_continuous
         return InfoOutput(
@@ -352,7 +402,10 @@ class InfoDiscriminator(nn.Module):
 
 class MLPDiscriminator(nn.Module):
     """D(x): flattened sample -> LeakyReLU MLP -> logit (N,). ``features``:
-    also return the last hidden layer (VAE-GAN's Dis_l)."""
+    also return the last hidden layer (VAE-GAN's Dis_l). ``dropout`` > 0:
+    Dropout(p) after every hidden layer's activation, as in the original
+    GAN's MNIST discriminator (Goodfellow et al. 2014); active in train
+    mode only."""
 
     def __init__(
         self,
@@ -362,10 +415,11 @@ class MLPDiscriminator(nn.Module):
         norm: str = "none",
         spectral: bool = False,
         features: bool = False,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self.features = features
-        self.body = _mlp(math.prod(in_shape), hidden, layers, "lrelu", norm, spectral)
+        self.body = _mlp(math.prod(in_shape), hidden, layers, "lrelu", norm, spectral, dropout)
         head = nn.Linear(hidden, 1)
         self.head = spectral_norm(head) if spectral else head
 

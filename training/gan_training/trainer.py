@@ -28,6 +28,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from gan_contract.files import atomic_path
 from gan_contract.images import make_grid, to_uint8
@@ -37,7 +38,7 @@ from tqdm import tqdm
 from . import ddp, plots
 from .classifier import JUDGE_DATASET, classify, load_classifier
 from .config import TrainConfig
-from .data import Dataset, dataset_info, load_dataset, subset
+from .data import Dataset, dataset_info, load_dataset, subset, toy_density
 from .models import count_parameters
 from .variants import VARIANTS, Variant, get_variant
 
@@ -60,6 +61,17 @@ def lr_scale(cfg: TrainConfig, epoch: int) -> float:
     if decay_epochs <= 0:
         return 1.0
     return min(1.0, (cfg.epochs - epoch + 1) / decay_epochs)
+
+
+def lr_scale_g_updates(cfg: TrainConfig, g_updates: int) -> float:
+    """With a budget of ``cfg.g_steps`` G updates: ``lr_scale`` counted in G
+    updates, 1 until lr_decay_start * g_steps of them, then linearly down to
+    1 / (decay updates) for the last one. ``g_updates``: those made so far."""
+    assert cfg.g_steps
+    decay = cfg.g_steps - int(cfg.lr_decay_start * cfg.g_steps)
+    if decay <= 0:
+        return 1.0
+    return min(1.0, (cfg.g_steps - g_updates) / decay)
 
 
 def build_variant(cfg: TrainConfig, device: torch.device) -> tuple[TrainConfig, Variant]:
@@ -110,7 +122,13 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
         # A resumed run keeps its hyperparameters; only how long, where and
         # with how many threads may change.
         cfg = replace(
-            saved, epochs=cfg.epochs, device=cfg.device, num_threads=cfg.num_threads, out=cfg.out, data_dir=cfg.data_dir
+            saved,
+            epochs=cfg.epochs,
+            g_steps=cfg.g_steps,
+            device=cfg.device,
+            num_threads=cfg.num_threads,
+            out=cfg.out,
+            data_dir=cfg.data_dir,
         )
     elif ckpt_path.exists():
         raise FileExistsError(f"{ckpt_path} exists: pass --resume to continue that run, or pick another --out")
@@ -148,17 +166,23 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
 
     grid_codes, grid_row = variant.grid_codes()
     judge = None
+    # The budget: cfg.epochs passes over the data, or (cfg.g_steps) that many
+    # G updates, epochs then being passes until the budget is spent.
+    budget = cfg.g_steps
     bar = tqdm(
-        total=cfg.epochs * steps,
-        initial=start_epoch * steps,
+        total=budget or cfg.epochs * steps,
+        initial=variant.g_updates if budget else start_epoch * steps,
         desc=f"{cfg.variant}",
-        unit="step",
+        unit="G update" if budget else "step",
         disable=not progress or not main,
         dynamic_ncols=True,
     )
-    for epoch in range(start_epoch + 1, cfg.epochs + 1):
+    epoch = start_epoch
+    while (variant.g_updates < budget) if budget else (epoch < cfg.epochs):
+        epoch += 1
         t0 = time.time()
-        variant.set_lr_scale(lr_scale(cfg, epoch))
+        if not budget:
+            variant.set_lr_scale(lr_scale(cfg, epoch))
         sums: dict[str, float] = {}
         counts: dict[str, int] = {}  # e.g. loss_g comes only from steps that update G
         loss_rows: list[dict[str, float]] = []
@@ -167,33 +191,40 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
         else:
             perm = torch.randperm(n).to(device)
         for i in range(steps):
+            if budget:
+                variant.set_lr_scale(lr_scale_g_updates(cfg, variant.g_updates))
             idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
             step_losses = variant.train_step(images[idx], labels[idx])
             variant.after_step()
             for k, v in step_losses.items():
                 sums[k] = sums.get(k, 0.0) + v
                 counts[k] = counts.get(k, 0) + 1
-            loss_rows.append({"step": (epoch - 1) * steps + i + 1, "epoch": epoch, **step_losses})
-            bar.update()
+            loss_rows.append({"step": variant.step_count, "epoch": epoch, **step_losses})
+            bar.update(int(variant.g_stepped) if budget else 1)
             if i % 10 == 0:
                 bar.set_postfix({"epoch": epoch, **{k: f"{v:.3f}" for k, v in step_losses.items()}}, refresh=False)
+            if budget and variant.g_updates >= budget:
+                break  # the budget ends mid-epoch
+        last = variant.g_updates >= budget if budget else epoch == cfg.epochs
         train_seconds = time.time() - t0
         elapsed += train_seconds
         mean_losses = {k: v / counts[k] for k, v in ddp.mean_over_ranks(sums, dist_ctx).items()}
         record: dict[str, Any] = {
             "epoch": epoch,
-            "steps": epoch * steps,
+            "steps": variant.step_count,  # D updates so far
+            "g_updates": variant.g_updates,
             "epoch_seconds": round(train_seconds, 3),
             "elapsed_seconds": round(elapsed, 3),
             "losses": mean_losses,
         }
+        record.update(variant.end_epoch(mean_losses))  # e.g. EBGAN's margin
         if dist_ctx.distributed:
             record["ddp"] = {**dist_ctx.to_dict(), "params_in_sync": ddp.params_in_sync(variant, dist_ctx)}
         if not main:
             continue
         wrapped = ddp.unwrap(variant)  # plain nets below: no collectives on rank 0 alone
         evaluation = history.get("evaluation", {})
-        if (cfg.eval_every and epoch % cfg.eval_every == 0) or epoch == cfg.epochs:
+        if (cfg.eval_every and epoch % cfg.eval_every == 0) or last:
             judge = judge or _judge(device, cfg.dataset)
             evaluation = variant.evaluate(judge)
             record["eval"] = evaluation
@@ -202,7 +233,10 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
         if dataset_info(cfg.dataset).is_points:  # the generated distribution over the real one
             real = dataset.images[torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed))[:2000]]
             title = f"{cfg.variant} on {cfg.dataset}, epoch {epoch}"
-            plots.save_point_plot(variant.generate(grid_codes), real, samples_png, title)
+            if real.shape[2] == 1:  # 1-D: p_data, p_g, D(x) and D*(x), as the design documents draw it
+                _save_density_plot(cfg, variant, grid_codes, real, samples_png, title)
+            else:
+                plots.save_point_plot(variant.generate(grid_codes), real, samples_png, title)
         else:
             save_grid(variant.generate(grid_codes), grid_row, samples_png)
         with open(out / "metrics.jsonl", "a", encoding="utf-8") as f:
@@ -217,6 +251,17 @@ def fit(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> Path:
     bar.close()
     ddp.shutdown(dist_ctx)
     return out
+
+
+def _save_density_plot(
+    cfg: TrainConfig, variant: Variant, codes: dict[str, torch.Tensor], real: torch.Tensor, path: Path, title: str
+) -> None:
+    """The 1-D figure (plots.save_density_plot) over the data's value range."""
+    low, high = dataset_info(cfg.dataset).value_range
+    x = np.linspace(low, high, 400)
+    d = variant.discriminator_probability(torch.from_numpy(x).float().view(-1, 1, 1, 1))
+    fake = variant.generate(codes)
+    plots.save_density_plot(fake, real, path, x, toy_density(cfg.dataset, x), None if d is None else d.numpy(), title)
 
 
 def _check_sample_shape(cfg: TrainConfig, variant: Variant, dataset: Dataset) -> None:
@@ -238,16 +283,22 @@ def _headline(evaluation: dict[str, Any]) -> str:
     if "modes_total" in evaluation:
         if "modes_captured" not in evaluation:
             return f"no mode judged: finite samples {evaluation['finite']}"
-        return (
+        line = (
             f"modes captured {evaluation['modes_captured']}/{evaluation['modes_total']} "
             f"({evaluation['modes_captured_20']} with >= 20 samples), "
             f"high-quality samples {evaluation['high_quality_fraction']:.3f}"
         )
+        if "wasserstein_1d" in evaluation:
+            line += f", W1 {evaluation['wasserstein_1d']:.3f} (floor {evaluation['wasserstein_1d_floor']:.3f})"
+        return line
     if "matched_accuracy" in evaluation:
-        return (
+        line = (
             f"accuracy {evaluation['matched_accuracy']:.3f}, worst digit {evaluation['worst_digit']} "
             f"at {evaluation['worst_digit_accuracy']:.3f}"
         )
+        if "q_held_out_accuracy" in evaluation:  # InfoGAN's Q on held-out real digits
+            line += f", Q on {evaluation['q_held_out_size']} held-out digits {evaluation['q_held_out_accuracy']:.3f}"
+        return line
     if "accuracy" in evaluation:
         return (
             f"accuracy {evaluation['accuracy']:.3f}, worst digit {evaluation['worst_digit']} "
@@ -277,6 +328,7 @@ def _save_checkpoint(
         "conditioning": variant.conditioning,
         "epoch": epoch,
         "steps_per_epoch": steps,
+        "g_updates": variant.g_updates,
         "elapsed_seconds": elapsed,
         "dataset_size": dataset_size,
         "sample_shape": list(sample_shape),  # per-sample (C, H, W): (1, 28, 28) images, (1, D, 1) points

@@ -22,7 +22,8 @@ small file that overrides only what differs and registers itself with
 * the codes: ``sample_codes``, and what D is told about a sample's class:
   ``discriminate``, ``fake_label``;
 * the generator side of the step when it is more than one update:
-  ``update_g``;
+  ``update_g``; how many D updates precede each G update: ``critic_steps``
+  (WGAN's warm-up);
 * what export asks of a variant: ``conditioning``, ``has_encoder``,
   ``manifest_hyperparameters``, ``manifest_conditioning``.
 """
@@ -41,7 +42,7 @@ from .. import losses
 from ..config import TrainConfig
 from ..data import Dataset, DatasetInfo, dataset_info
 from ..evaluation import confusion_matrix, mode_coverage, score_mapping
-from ..models import GeneratorConfig, NetConfig, build_generator, build_net
+from ..models import GeneratorConfig, NetConfig, build_generator, build_net, init_output_level
 from ..quality import class_histogram_stats
 
 Codes = dict[str, torch.Tensor]  # generator keyword arguments, e.g. {"z": (B, 100)}
@@ -57,7 +58,14 @@ POINT_PLOT_SAMPLES = 2_000
 
 # Values for the TrainConfig fields left at None. A variant's ``defaults``
 # override them, and on point data its ``point_defaults`` override both.
-_DEFAULTS: dict[str, Any] = {"z_dim": 100, "lr_g": 2e-4, "lr_d": 2e-4, "d_steps": 1}
+_DEFAULTS: dict[str, Any] = {
+    "z_dim": 100,
+    "lr_g": 2e-4,
+    "lr_d": 2e-4,
+    "d_steps": 1,
+    "critic_warmup": False,
+    "d_dropout": 0.0,
+}
 _POINT_DEFAULTS: dict[str, Any] = {"z_dim": 2, "mlp_hidden": 128}  # as in PacGAN
 _IMAGE_MLP_DEFAULTS: dict[str, Any] = {"mlp_hidden": 512}
 
@@ -85,6 +93,17 @@ class Variant:
     ddp_modules: ClassVar[tuple[str, ...]] = ("G", "D")
     ddp_find_unused: ClassVar[bool] = False
 
+    # Whether --critic-warmup (WGAN's schedule of critic steps) applies.
+    supports_critic_warmup: ClassVar[bool] = False
+    # Whether D can judge PacGAN's packs of --pack samples (the base step's
+    # discriminate, d_loss and g_loss); if not, why not (the error says it).
+    supports_pack: ClassVar[bool] = True
+    pack_refusal: ClassVar[str] = ""
+    # The paper's setup that --infogan-paper applies ({} : the flag is refused),
+    # and whether --d-hidden (a fully connected layer in D) applies.
+    paper_settings: ClassVar[dict[str, Any]] = {}
+    supports_d_hidden: ClassVar[bool] = False
+
     # What export asks: the manifest's conditioning kind, whether there is an
     # encoder to ship (encoder.onnx), and the config fields to record.
     conditioning: ClassVar[str] = "none"
@@ -103,6 +122,20 @@ class Variant:
         values.update(cls.defaults)
         if points:
             values.update(cls.point_defaults)
+        if cfg.infogan_paper and not cls.paper_settings:
+            raise ValueError(f"{cls.name}: --infogan-paper is InfoGAN's setup (--variant infogan)")
+        if cfg.d_hidden and not cls.supports_d_hidden:
+            raise ValueError(f"{cls.name}: --d-hidden adds a layer to InfoGAN's D (--variant infogan)")
+        if cfg.critic_warmup and not cls.supports_critic_warmup:
+            raise ValueError(f"{cls.name}: --critic-warmup is WGAN's schedule of critic steps (wgan, wgan-gp)")
+        if cfg.pack > 1:
+            if not cls.supports_pack:
+                raise ValueError(f"{cls.name}: --pack {cfg.pack} is not available: {cls.pack_refusal}")
+            if cfg.batch_size % cfg.pack:
+                raise ValueError(
+                    f"--batch-size {cfg.batch_size} is not a multiple of --pack {cfg.pack}: "
+                    "D judges whole packs, so every batch must split into them"
+                )
         cfg = replace(cfg, **{k: v for k, v in values.items() if getattr(cfg, k) is None})
         if cfg.d_steps < 1:
             raise ValueError(f"d_steps must be >= 1, got {cfg.d_steps}")
@@ -118,11 +151,19 @@ class Variant:
         self.device = device
         self.info: DatasetInfo = dataset_info(cfg.dataset)
         self.objective = self.adversarial_loss(cfg)
-        self.step_count = 0  # D updates so far; G updates after every d_steps-th
+        self.step_count = 0  # D updates so far
+        self.g_updates = 0  # G updates so far
+        self.d_since_g = 0  # D updates since the last G update
+        self.g_stepped = False  # whether the last train_step updated G
         self.g_config = self.generator_config()
         self.d_config = self.discriminator_config()
         self.G = build_generator(self.g_config).to(device)
         self.D = build_net(self.d_config).to(device)
+        if cfg.d_dropout and not any(isinstance(m, nn.Dropout) for m in self.D.modules()):
+            raise ValueError(
+                f"{self.name}: --d-dropout applies to the MLP discriminator (gan, and every variant on point data); "
+                f"this one's D is a {self.d_config.kind}"
+            )
         self.nets: dict[str, nn.Module] = {"generator": self.G, "discriminator": self.D}
         self.net_configs: dict[str, NetConfig] = {"discriminator": self.d_config}
         self.build_extra_nets()
@@ -177,22 +218,30 @@ class Variant:
 
     def discriminator_config(self) -> NetConfig:
         """A convolutional D on images; an MLP on points, without
-        normalisation (BatchNorm on 2-D points hurts)."""
+        normalisation (BatchNorm on 2-D points hurts). With --pack m, D
+        takes m samples at once: m x the channels or the features."""
+        m = self.cfg.pack
         if self.mlp:
-            return NetConfig(
-                "mlp_discriminator",
-                {
-                    "in_shape": tuple(self.info.sample_shape),
-                    "hidden": self.cfg.mlp_hidden,
-                    "layers": self.mlp_layers(),
-                    "spectral": self.d_spectral,
-                    "features": self.d_features,
-                },
-            )
-        return NetConfig(
-            "conv_discriminator",
-            {"width": self.cfg.width, "norm": self.d_norm, "spectral": self.d_spectral, "features": self.d_features},
-        )
+            c, *rest = self.info.sample_shape
+            params = {
+                "in_shape": (m * c, *rest),  # a pack: its samples side by side
+                "hidden": self.cfg.mlp_hidden,
+                "layers": self.mlp_layers(),
+                "spectral": self.d_spectral,
+                "features": self.d_features,
+            }
+            if self.cfg.d_dropout:  # left out at 0: the config (and checkpoint) as before dropout existed
+                params["dropout"] = self.cfg.d_dropout
+            return NetConfig("mlp_discriminator", params)
+        params = {
+            "width": self.cfg.width,
+            "norm": self.d_norm,
+            "spectral": self.d_spectral,
+            "features": self.d_features,
+        }
+        if m > 1:  # left out at 1, as for dropout
+            params["in_channels"] = m
+        return NetConfig("conv_discriminator", params)
 
     def encoder_config(self, out_dim: int) -> NetConfig:
         """An encoder x -> (N, out_dim) for this data."""
@@ -230,7 +279,18 @@ class Variant:
         }
 
     def setup(self, dataset: Dataset) -> None:
-        """Called once with the training data before the first step."""
+        """Called once with the training data before the first step (a
+        variant that overrides it calls this one too): G's tanh output
+        starts at the images' mean pixel (``models.init_output_level``), so
+        that what G's features leave undrawn is dark, not mid-grey."""
+        if not self.points and init_output_level(self.G, float(dataset.images.mean())):
+            if self.G_ema is not None:  # the average starts as G's initial weights
+                self.G_ema.module.load_state_dict(self.G.state_dict())
+
+    def end_epoch(self, mean_losses: Logged) -> dict[str, Any]:
+        """Called after each epoch's steps with their mean logged values (the
+        same on every rank); returns what to add to the epoch's metrics line."""
+        return {}
 
     # ------------------------------------------------------------------
     # Codes and what D is told about them
@@ -240,9 +300,16 @@ class Variant:
         return {"z": torch.randn(n, self.cfg.z_dim, generator=generator).to(self.device)}
 
     def discriminate(self, x: torch.Tensor, label: torch.Tensor | None) -> torch.Tensor:
-        """Real/fake logits (B,). ``label`` is the real label or the fake's
-        conditioning; unconditional variants ignore it."""
-        return self.D(x)
+        """Real/fake logits (B,), or (B / m,) for packs of m = --pack samples.
+        ``label`` is the real label or the fake's conditioning; unconditional
+        variants ignore it."""
+        return self.D(self.pack(x))
+
+    def pack(self, x: torch.Tensor) -> torch.Tensor:
+        """PacGAN's packs of ``cfg.pack`` consecutive samples (``pack_samples``).
+        A batch's samples are independent draws (a shuffled real batch, fresh
+        noise for fakes), so its packs are too; real and fake packs are never mixed."""
+        return pack_samples(x, self.cfg.pack)
 
     def fake_label(self, codes: Codes) -> torch.Tensor | None:
         """What the discriminator is told about a fake's class, if anything."""
@@ -253,13 +320,22 @@ class Variant:
 
     def train_step(self, real: torch.Tensor, label: torch.Tensor) -> Logged:
         """One D update on the loop's batch ``real`` (B, *sample_shape) and,
-        after every ``cfg.d_steps``-th, one G update: k = d_steps D updates
-        per G update, each on a fresh real batch and fresh noise."""
+        once ``critic_steps`` D updates have been made since the last one, a
+        G update: k = d_steps D updates per G update, each on a fresh real
+        batch and fresh noise."""
         logged = self.update_d(real, label)
         self.step_count += 1
-        if self.step_count % self.cfg.d_steps == 0:
+        self.d_since_g += 1
+        self.g_stepped = self.d_since_g >= self.critic_steps(self.g_updates)
+        if self.g_stepped:
             logged.update(self.update_g(real, label))
+            self.g_updates += 1
+            self.d_since_g = 0
         return logged
+
+    def critic_steps(self, g_update: int) -> int:
+        """D updates before G update number ``g_update`` (0-based): k = d_steps."""
+        return self.cfg.d_steps
 
     def update_d(self, real: torch.Tensor, label: torch.Tensor) -> Logged:
         # (1) Update D: maximize log D(x) + log(1 - D(G(z))), z fresh noise
@@ -288,13 +364,14 @@ class Variant:
         output_real = self.discriminate(real, label)  # (B,)
         output_fake = self.discriminate(fake, self.fake_label(codes))  # (B,)
         errD = self.objective.d(output_real, output_fake)
-        penalty = self.d_penalty(real, fake)
+        penalty = self.d_penalty(self.pack(real), self.pack(fake))
         if penalty is None:
             return errD, {}
         return errD + penalty, {"penalty": penalty.item()}
 
     def d_penalty(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor | None:
-        """An extra term of D's loss (WGAN-GP's gradient penalty)."""
+        """An extra term of D's loss (WGAN-GP's gradient penalty), on what D
+        takes: with --pack m, packs of m samples."""
         return None
 
     def after_d_step(self) -> None:
@@ -328,9 +405,27 @@ class Variant:
         average takes G in once per G update, not per step: with
         ``d_steps`` = 5 only every fifth step changes G.
         """
-        if self.G_ema is None or self.step_count % self.cfg.d_steps:
+        if self.G_ema is None or not self.g_stepped:
             return
         self.G_ema.update_parameters(self.G)
+
+    @torch.no_grad()
+    def discriminator_probability(self, x: torch.Tensor) -> torch.Tensor | None:
+        """D(x) as a probability, sigmoid(logit) (N,), in eval mode, where D is
+        the classifier of Goodfellow et al.'s game (the BCE losses with the
+        base step's D loss), whose optimum for a fixed G is D* = p_data /
+        (p_data + p_g); None for other Ds (critics, energies, pair or
+        multi-sample judges)."""
+        if self.objective.d is not losses.d_loss_bce or type(self).d_loss is not Variant.d_loss or self.cfg.pack > 1:
+            return None
+        was_training = self.D.training
+        self.D.eval()
+        try:
+            out = self.D(x.to(self.device))
+        finally:
+            self.D.train(was_training)
+        logit = out[0] if isinstance(out, tuple) else out
+        return torch.sigmoid(logit).cpu()
 
     @property
     def ema_updates(self) -> int:
@@ -377,6 +472,8 @@ class Variant:
         state: dict[str, Any] = {name: net.state_dict() for name, net in self.nets.items()}
         state.update({name: opt.state_dict() for name, opt in self.optimizers.items()})
         state["step_count"] = self.step_count
+        state["g_updates"] = self.g_updates
+        state["d_since_g"] = self.d_since_g
         if self.has_encoder:  # what export rebuilds encoder.onnx from
             state["encoder_config"] = self.net_configs["encoder"].to_dict()
             state["encoder_z_dim"] = self.cfg.z_dim
@@ -391,6 +488,9 @@ class Variant:
         for name, opt in self.optimizers.items():
             opt.load_state_dict(state[name])
         self.step_count = int(state.get("step_count", 0))
+        # Checkpoints from before G updates were counted: k D updates per G update
+        self.g_updates = int(state.get("g_updates", self.step_count // self.cfg.d_steps))
+        self.d_since_g = int(state.get("d_since_g", self.step_count % self.cfg.d_steps))
         if self.G_ema is not None:
             self.G_ema.module.load_state_dict(state["generator_ema"])
             self.G_ema.n_averaged.fill_(int(state["ema_updates"]) + 1)
@@ -409,7 +509,22 @@ class Variant:
     @classmethod
     def manifest_training(cls, cfg: TrainConfig) -> dict[str, Any]:
         """This variant's entries in the manifest's training record."""
-        return {"d_steps": cfg.d_steps, **{k: getattr(cfg, k) for k in cls.manifest_hyperparameters}}
+        record = {"d_steps": cfg.d_steps, **{k: getattr(cfg, k) for k in cls.manifest_hyperparameters}}
+        if cfg.d_dropout:
+            record["d_dropout"] = cfg.d_dropout
+        if cfg.pack > 1:
+            record["pack"] = cfg.pack
+        return record
+
+    @classmethod
+    def manifest_progress(cls, state: dict[str, Any]) -> dict[str, Any]:
+        """How far training went, from a checkpoint's ``state``: G and D
+        updates made (export records the loop's epochs beside them)."""
+        facts: dict[str, Any] = {}
+        if "g_updates" in state:  # checkpoints from before G updates were counted lack it
+            facts["g_updates"] = int(state["g_updates"])
+        facts["d_updates"] = int(state.get("step_count", 0))
+        return facts
 
 
 class ConditionalMixin:
@@ -461,6 +576,18 @@ def ema_with_warmup(decay: float):
                 a.copy_(c)
 
     return update
+
+
+def pack_samples(x: torch.Tensor, m: int) -> torch.Tensor:
+    """PacGAN's packs (Lin et al. 2018): samples (B, C, H, W) -> (B / m, m * C,
+    H, W), samples m*j .. m*j + m - 1 side by side as pack j's channels, which
+    an MLP D sees as their features one after the other. ``x`` itself when m = 1."""
+    if m == 1:
+        return x
+    b, c, *rest = x.shape
+    if b % m:
+        raise ValueError(f"a batch of {b} samples does not split into packs of {m}")
+    return x.reshape(b // m, m * c, *rest)
 
 
 def optimizer_step(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:

@@ -26,6 +26,8 @@ class BiGAN(Variant):
     name = "bigan"
     ddp_modules = ("G", "D", "E")
     has_encoder = True
+    supports_pack = False
+    pack_refusal = "its D judges (x, z) pairs, each x with its own code"
     joint_hidden_images = 512
 
     def discriminator_config(self) -> NetConfig:

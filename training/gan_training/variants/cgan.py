@@ -20,6 +20,8 @@ class CGAN(ConditionalMixin, Variant):
     name = "cgan"
     conditioning = "class"
     supports_points = False  # the conditional generator draws images
+    supports_pack = False
+    pack_refusal = "its projection D judges each sample against its own label"
 
     def discriminator_config(self) -> NetConfig:
         return NetConfig("projection_discriminator", {"width": self.cfg.width})

@@ -25,10 +25,27 @@ Knobs beyond the paper (config.py), found while tuning on the 5,000-digit set:
   continuous term grow as Q gets sure of the codes; late in training a code
   can then take over features that decide the digit (e.g. morph 7 into 3).
 * ``augment_labelled``: small random shifts/rotations of the labelled digits.
+
+``--infogan-paper`` is Chen et al.'s unsupervised MNIST setup (their Table 1
+and the official code): G with FC 1024 (``--g-hidden 1024``) and 128/64
+channels (``--width 64``), D with 64/128 channels and a shared FC 1024 layer
+(``--d-hidden 1024``) under D's output and Q, Q's losses training the shared
+body (``--q-trains-body``), a unit-variance Gaussian for the continuous
+codes (``--q-fixed-variance``) and lambda = 1 for both kinds of code. Adam
+at 1e-3 for G and 2e-4 for D are already the defaults.
+
+Evaluation also judges Q as a classifier of real digits: its categorical
+head on the classifier's 1,000 held-out digits (``data.stratified_split``;
+semi-supervised runs leave out the ones whose labels Q was given), each
+category read as its digit by the same map as the generated samples
+(``q_held_out_accuracy``, beside ``matched_accuracy``). G and Q train on
+all 5,000 images without labels, so "held out" means from the labels (and
+from the judge), not from the GAN.
 """
 
 from __future__ import annotations
 
+from dataclasses import fields, replace
 from typing import Any
 
 import numpy as np
@@ -37,7 +54,7 @@ import torch.nn.functional as F
 
 from .. import losses
 from ..config import TrainConfig
-from ..data import Dataset, labelled_subset, random_affine
+from ..data import Dataset, labelled_subset, random_affine, stratified_split
 from ..evaluation import match_categories, score_mapping
 from ..models import GeneratorConfig, InfoOutput, NetConfig
 from .base import Codes, ConditionalMixin, Logged, Variant, register
@@ -48,6 +65,8 @@ class InfoGAN(ConditionalMixin, Variant):
     name = "infogan"
     conditioning = "infogan"
     supports_points = False  # the codes are read off images
+    supports_pack = False
+    pack_refusal = "Q reads each sample's own codes off its image, and shares D's body"
     num_categories = 10
     num_continuous = 2
     continuous_range = (-1.0, 1.0)
@@ -59,16 +78,49 @@ class InfoGAN(ConditionalMixin, Variant):
         "lambda_cat": 1.0,
         "lambda_cont": 0.1,
     }
+    supports_d_hidden = True
+    paper_settings = {
+        "width": 64,
+        "g_hidden": 1024,
+        "d_hidden": 1024,
+        "q_trains_body": True,
+        "q_fixed_variance": True,
+        "lambda_cat": 1.0,
+        "lambda_cont": 1.0,
+    }
+
+    @classmethod
+    def resolve(cls, cfg: TrainConfig) -> TrainConfig:
+        if cfg.infogan_paper:
+            cfg = cls.apply_paper_settings(cfg)
+        return super().resolve(cfg)
+
+    @classmethod
+    def apply_paper_settings(cls, cfg: TrainConfig) -> TrainConfig:
+        """``cfg`` with ``paper_settings`` in. A field left at its default (or
+        None) takes the paper's value; one set to anything else is refused,
+        naming its flag, rather than silently overridden or kept."""
+        if cfg.labelled_fraction:
+            raise ValueError(
+                f"{cls.name}: --infogan-paper is the paper's unsupervised setup; "
+                f"got --labelled-fraction {cfg.labelled_fraction}"
+            )
+        defaults = {f.name: f.default for f in fields(TrainConfig)}
+        for key, value in cls.paper_settings.items():
+            got = getattr(cfg, key)
+            if got not in (defaults[key], value):
+                raise ValueError(f"{cls.name}: --infogan-paper sets --{key.replace('_', '-')} {value}; got {got}")
+        return replace(cfg, **cls.paper_settings)
 
     @property
     def semi_supervised(self) -> bool:
         return self.cfg.labelled_fraction > 0
 
     def discriminator_config(self) -> NetConfig:
-        return NetConfig(
-            "info_discriminator",
-            {"width": self.cfg.width, "num_categories": self.num_categories, "num_continuous": self.num_continuous},
-        )
+        params = {"width": self.cfg.width, "num_categories": self.num_categories, "num_continuous": self.num_continuous}
+        if self.cfg.d_hidden:  # left out at 0: the config (and checkpoint) as before the layer existed
+            params["hidden"] = self.cfg.d_hidden
+        return NetConfig("info_discriminator", params)
 
     def d_param_groups(self) -> list[dict[str, Any]]:
         # Q gets its own learning rate; D's body learns from both objectives.
@@ -78,11 +130,43 @@ class InfoGAN(ConditionalMixin, Variant):
         return [{"params": rest}, {"params": q, "lr": self.cfg.lr_q}]
 
     def setup(self, dataset: Dataset) -> None:
+        super().setup(dataset)
         self.labelled_x = self.labelled_y = None
+        labelled = None
         if self.semi_supervised:
-            idx = labelled_subset(dataset.labels, self.cfg.labelled_fraction, self.cfg.seed)
-            self.labelled_x = dataset.images[idx].to(self.device)
-            self.labelled_y = dataset.labels[idx].to(self.device)
+            labelled = labelled_subset(dataset.labels, self.cfg.labelled_fraction, self.cfg.seed)
+            self.labelled_x = dataset.images[labelled].to(self.device)
+            self.labelled_y = dataset.labels[labelled].to(self.device)
+        # Q's test set: the classifier's held-out digits, less those Q saw labelled
+        self.held_out_x = self.held_out_y = None
+        try:
+            _, held = stratified_split(dataset.labels)
+        except ValueError:  # too few examples of some class (--limit): nothing to hold out
+            return
+        if labelled is not None:
+            held = held[~torch.isin(held, labelled)]
+        self.held_out_x, self.held_out_y = dataset.images[held], dataset.labels[held]
+
+    @torch.no_grad()
+    def evaluate(self, judge) -> dict[str, Any]:
+        """The generated samples judged by the classifier (``ConditionalMixin``)
+        and Q's accuracy on held-out real digits through the same category map."""
+        result = super().evaluate(judge)
+        if getattr(self, "held_out_x", None) is None:
+            return result
+        was_training = self.D.training
+        self.D.eval()
+        try:
+            category = torch.cat(
+                [self.D(self.held_out_x[i : i + 500].to(self.device)).cat_logits.argmax(1).cpu()
+                 for i in range(0, len(self.held_out_x), 500)]
+            )  # fmt: skip
+        finally:
+            self.D.train(was_training)
+        digit = torch.as_tensor(result["category_to_digit"])[category]
+        result["q_held_out_accuracy"] = float((digit == self.held_out_y).float().mean())
+        result["q_held_out_size"] = len(self.held_out_y)
+        return result
 
     def sample_codes(self, n: int, generator: torch.Generator | None = None) -> Codes:
         z = torch.randn(n, self.cfg.z_dim, generator=generator)
@@ -196,6 +280,7 @@ class InfoGAN(ConditionalMixin, Variant):
                 "worst_digit": evaluation["worst_digit"],
                 "worst_digit_accuracy": evaluation["worst_digit_accuracy"],
                 "hungarian_matched_accuracy": evaluation["hungarian"]["matched_accuracy"],
+                **{k: evaluation[k] for k in ("q_held_out_accuracy", "q_held_out_size") if k in evaluation},
                 "judged_by": "gan_training mnist_classifier",
                 "samples_per_category": cfg.eval_samples_per_class,
             },
@@ -205,4 +290,5 @@ class InfoGAN(ConditionalMixin, Variant):
     def manifest_training(cls, cfg: TrainConfig) -> dict[str, Any]:
         semi = ("labelled_fraction", "lambda_sup", "augment_labelled") if cfg.labelled_fraction else ()
         keys = ("lr_q", "lambda_cat", "lambda_cont", *semi, "q_fake_cat_weight", "q_trains_body", "q_fixed_variance")
+        keys += tuple(k for k in ("g_hidden", "d_hidden", "infogan_paper") if getattr(cfg, k))
         return {**super().manifest_training(cfg), **{k: getattr(cfg, k) for k in keys}}

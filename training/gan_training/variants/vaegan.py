@@ -39,6 +39,8 @@ class VAEGAN(Variant):
     ddp_modules = ("G", "D", "E")
     ddp_find_unused = True  # E's step reads D's features only, not its head
     has_encoder = True
+    supports_pack = False
+    pack_refusal = "D's features of each sample are that sample's reconstruction target"
     defaults = {"gamma": 1e-2}
     point_defaults = {"gamma": 1.0}
     d_features = True
