@@ -210,24 +210,34 @@ class GanSystem(System):
 
 
 class TorchServeSystem(System):
-    def __init__(self, ts: TorchServe, pb2, shape: tuple[int, ...]) -> None:
+    """One TorchServe instance (its workers' intra-op threads are set per instance, by environment)."""
+
+    def __init__(self, ts: TorchServe, pb2, shape: tuple[int, ...], threads: str) -> None:
         self.ts = ts
         self.pb2 = pb2
         self.label = "TorchServe"
+        self.threads = threads
         self.address = ts.grpc_inference_address
         self.path = TS_METHOD
         self.headers = (f"authorization: Bearer {ts.inference_key}",)
         self.shape = shape
 
     def cpu(self) -> dict[str, float]:
-        out = {"frontend (Java)": 0.0, "workers (Python)": 0.0, "launcher": 0.0}
+        """The launcher, the Java frontend, and the Python workers split into main and other threads."""
+        main, other = "workers (Python): main threads", "workers (Python): other threads (torch intra-op)"
+        out = {"frontend (Java)": 0.0, main: 0.0, other: 0.0, "launcher": 0.0}
         for pid, (comm, seconds) in procs.tree_cpu(self.ts.process.pid).items():
             if pid == self.ts.process.pid:
                 out["launcher"] += seconds
             elif comm == "java":
                 out["frontend (Java)"] += seconds
             else:
-                out["workers (Python)"] += seconds
+                try:
+                    threads = procs.thread_cpu(pid)
+                except OSError:  # exited meanwhile
+                    continue
+                out[main] += threads.pop("main", 0.0)
+                out[other] += sum(threads.values())
         return out
 
     def ok_counts(self) -> dict[str, int]:
@@ -298,16 +308,18 @@ def inprocess_rate(model, count: int, seconds: float) -> tuple[float, float]:
     return done / (time.perf_counter() - t0), (time.process_time() - cpu0) * 1000.0 / done
 
 
-def inprocess_latency(model, calls: int) -> tuple[float, float]:
-    """(mean, p50) ms of one single-image plan + generate."""
+def inprocess_latency(model, calls: int) -> tuple[float, float, float]:
+    """(mean, p50, CPU) ms of one single-image plan + generate."""
     for seed in range(20):
         model.generate(model.plan(SampleSpec(count=1, seed=seed)), 0, 1)
     out = []
+    cpu0 = time.process_time()
     for seed in range(calls):
         t0 = time.perf_counter()
         model.generate(model.plan(SampleSpec(count=1, seed=seed)), 0, 1)
         out.append((time.perf_counter() - t0) * 1000.0)
-    return statistics.fmean(out), statistics.median(out)
+    cpu = (time.process_time() - cpu0) * 1000.0 / calls
+    return statistics.fmean(out), statistics.median(out), cpu
 
 
 def make_repo(models: Path, model: str, dest: Path) -> tuple[Path, str]:
@@ -341,8 +353,21 @@ def verdict(ok: bool) -> str:
     return "**met**" if ok else "**missed**"
 
 
-def parse_settings(text: str) -> list[tuple[int, int, int]]:
-    return [tuple(int(x) for x in item.split(":")) for item in text.split(",") if item]  # type: ignore[misc]
+Setting = tuple[str, int, int, int]  # worker intra-op threads ("default" or N), workers, batch_size, max_batch_delay
+
+
+def parse_settings(text: str, threads: list[str]) -> list[Setting]:
+    grid = [tuple(int(x) for x in item.split(":")) for item in text.split(",") if item]
+    return [(t, *g) for t in threads for g in grid]  # type: ignore[misc]
+
+
+def setting_name(model: str, s: Setting) -> str:
+    return f"{model}_t{s[0]}_w{s[1]}_b{s[2]}_d{s[3]}"
+
+
+def describe_setting(s: Setting) -> str:
+    threads = "default intra-op threads" if s[0] == "default" else f"OMP_NUM_THREADS={s[0]}"
+    return f"workers {s[1]}, batch_size {s[2]}, max_batch_delay {s[3]} ms, {threads}"
 
 
 def log(msg: str) -> None:
@@ -364,12 +389,24 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=4, help="connections for concurrency above 8")
     ap.add_argument(
         "--ts-settings",
-        default="1:1:1,2:1:1,1:8:1,1:8:5,2:8:5,1:32:2,1:32:5,2:32:5",
+        default="1:1:1,2:1:1,1:8:1,1:8:5,2:8:5,1:32:5,2:32:5",
         help="TorchServe registrations to tune over, workers:batch_size:max_batch_delay_ms, comma separated",
     )
-    ap.add_argument("--tune-requests", type=int, nargs="+", default=[300, 800, 2000], help="one per --concurrency")
+    ap.add_argument(
+        "--ts-threads",
+        nargs="+",
+        default=["default", "1"],
+        help="intra-op threads of TorchServe's workers to tune over: one TorchServe per value, 'default' "
+        "(OMP_NUM_THREADS unset: torch's default, one per core) or N (OMP_NUM_THREADS=N)",
+    )
+    ap.add_argument(
+        "--tune-requests", type=int, nargs="+", default=[300, 800, 2000], help="at most, one per --concurrency"
+    )
+    ap.add_argument(
+        "--tune-seconds", type=float, default=1.5, help="tuning runs are sized from a probe to last about this long"
+    )
     ap.add_argument("--warmup", type=int, default=1000, help="requests per gan-server / floor before measuring")
-    ap.add_argument("--ts-warmup", type=int, default=200, help="requests per TorchServe registration before tuning")
+    ap.add_argument("--ts-warmup", type=int, default=100, help="requests per TorchServe registration before tuning")
     ap.add_argument("--floor", action="store_true", help="add the empty-handler grpc.aio server")
     ap.add_argument("--server-args", default="--metrics-port 0", help="gan-server flags")
     ap.add_argument(
@@ -396,7 +433,7 @@ def main() -> None:
         raise SystemExit(f"cannot run TorchServe: {why}")
     requests = dict(zip(args.concurrency, args.requests))
     tune_requests = dict(zip(args.concurrency, args.tune_requests))
-    settings = parse_settings(args.ts_settings)
+    settings = parse_settings(args.ts_settings, args.ts_threads)
     command = "python bench/compare.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     started = time.monotonic()
     load = [os.getloadavg()]
@@ -405,25 +442,27 @@ def main() -> None:
     repo = work / "models"
     src, vmodel = make_repo(args.models.resolve(), args.model, repo)
     servers: list[H.Server] = []
-    ts: TorchServe | None = None
-    tuning: dict[tuple[tuple[int, int, int], int], Run] = {}
+    instances: dict[str, TorchServe] = {}
+    tuning: dict[tuple[Setting, int], Run] = {}
     results: dict[tuple[str, int], list[Run]] = {}
     bulk: dict[tuple[str, str], list[float]] = {}  # (model, "in process" | "gRPC c=N") -> images/s
     bulk_cpu: dict[tuple[str, int], list[float]] = {}  # (model, c) -> server CPU ms per image
     lat_ip: list[tuple[float, float]] = []
     pixel_diff = None
     try:
-        # TorchServe first: its workers load while the rest starts.
-        log("starting TorchServe ...")
-        ts = start_torchserve(work / "torchserve")
-        build_mar(src, ts.model_store, model_name=args.model)
+        # TorchServe first (one instance per worker thread count): its workers load while the rest starts.
+        for threads in args.ts_threads:
+            log(f"starting TorchServe (worker threads: {threads}) ...")
+            env = {"OMP_NUM_THREADS": None if threads == "default" else threads}
+            ts = instances[threads] = start_torchserve(work / f"torchserve-t{threads}", extra_env=env)
+            build_mar(src, ts.model_store, model_name=args.model)
         names = {
-            s: ts.register(
+            s: instances[s[0]].register(
                 f"{args.model}.mar",
-                f"{args.model}_w{s[0]}_b{s[1]}_d{s[2]}",
-                workers=s[0],
-                batch_size=s[1],
-                max_batch_delay_ms=s[2],
+                setting_name(args.model, s),
+                workers=s[1],
+                batch_size=s[2],
+                max_batch_delay_ms=s[3],
                 wait=False,
             )
             for s in settings
@@ -447,10 +486,11 @@ def main() -> None:
             servers.append(floor_srv)
             systems.append(GanSystem(floor_srv, image_bytes))
         for s, name in names.items():
-            ts.wait_ready(name, s[0], timeout=300)
+            instances[s[0]].wait_ready(name, s[1], timeout=300)
         pb2, _ = grpc_stubs(work / "stubs")
-        tsys = TorchServeSystem(ts, pb2, (1, img.height, img.width, img.channels))
-        systems.insert(1, tsys)
+        shape = (1, img.height, img.width, img.channels)
+        tsys = {t: TorchServeSystem(ts, pb2, shape, t) for t, ts in instances.items()}
+        systems.insert(1, next(iter(tsys.values())))  # stands for TorchServe's best setting at each c
         log(f"servers up after {time.monotonic() - started:.0f} s")
 
         def body(name: str, message: bytes) -> Body:
@@ -471,7 +511,8 @@ def main() -> None:
         }
 
         # The same image from both: TorchScript in TorchServe, ONNX Runtime in gan-server.
-        ts_raw = tsys.check(next(iter(ts_bodies.values())), range(1))
+        first = next(iter(ts_bodies))
+        ts_raw = tsys[first[0]].check(ts_bodies[first], range(1))
         ts_img = np.load(io.BytesIO(pb2.PredictionResponse.FromString(ts_raw).prediction))
         gan_img = np.frombuffer(pb.SampleResponse.FromString(gan.check(gan_body, range(1))).images, np.uint8)
         pixel_diff = int(np.abs(ts_img.reshape(-1).astype(int) - gan_img.astype(int)).max())
@@ -484,25 +525,31 @@ def main() -> None:
                     got = pb.SampleResponse.FromString(s.check(gan_body, range(1))).images
                     if np.frombuffer(got, np.uint8).tobytes() != gan_img.tobytes():
                         raise RuntimeError(f"{s.label}: not the image gan-server returns for the same request")
-        for b in ts_bodies.values():
-            measure(tsys, b, args.ts_warmup, 8, args, work)
+        for setting, b in ts_bodies.items():
+            measure(tsys[setting[0]], b, args.ts_warmup, 8, args, work)
         log(f"tuning TorchServe over {len(settings)} settings x c={args.concurrency} ...")
         for c in args.concurrency:
             for setting, b in ts_bodies.items():
-                tuning[(setting, c)] = run = measure(tsys, b, tune_requests[c], c, args, work)
-                log(f"  {names[setting]} c={c}: {run.rps:,.0f} req/s, mean {run.mean_ms:.2f} ms")
+                # A probe (a warm-up at this concurrency) sizes the run: bad settings are very slow.
+                floor_n = max(32, 2 * c)
+                probe = measure(tsys[setting[0]], b, floor_n, c, args, work)
+                n = int(min(tune_requests[c], max(floor_n, probe.rps * args.tune_seconds)))
+                tuning[(setting, c)] = run = measure(tsys[setting[0]], b, n, c, args, work)
+                log(f"  {names[setting]} c={c}: {run.rps:,.0f} req/s, mean {run.mean_ms:.2f} ms ({n} requests)")
         best = {c: max(settings, key=lambda s, c=c: tuning[(s, c)].rps) for c in args.concurrency}
         for setting, name in names.items():
             if setting not in best.values():
-                ts.unregister(name)
+                instances[setting[0]].unregister(name)
+        for threads in [t for t in instances if t not in {s[0] for s in best.values()}]:
+            instances.pop(threads).stop()  # no best setting there: stop it, so it costs the machine nothing
         load.append(os.getloadavg())
 
         for r in range(args.rounds):
             order = systems if r % 2 == 0 else systems[::-1]
             for c in args.concurrency:
                 for s in order:
-                    if s is tsys:
-                        b = ts_bodies[best[c]]
+                    if isinstance(s, TorchServeSystem):
+                        s, b = tsys[best[c][0]], ts_bodies[best[c]]
                     else:
                         b = floor_body if s.server.floor else gan_body
                     run = measure(s, b, requests[c], c, args, work)
@@ -531,7 +578,7 @@ def main() -> None:
     finally:
         for srv in servers:
             H.stop(srv)
-        if ts is not None:
+        for ts in instances.values():
             ts.stop()
         if args.keep_logs:
             log(f"logs kept in {work}")
@@ -560,13 +607,12 @@ def report(args, command, settings, names, tuning, best, results, bulk, bulk_cpu
         f"({elapsed:.0f} s). Load average (1 min) {loads1[0]:.2f} at the start, {loads1[-1]:.2f} at the end, "
         f"{max(loads1):.2f} at most between rounds (5 min: {load[0][1]:.2f} → {load[-1][1]:.2f}).\n"
     )
-    fmt = "workers {}, batch_size {}, max_batch_delay {} ms".format
     print(
         f"Model `{args.model}`, 1 image per request (seed 0, raw uint8), requests per run "
         + ", ".join(f"{n:,} at c={c}" for c, n in zip(args.concurrency, args.requests))
         + f"; c > 8 is {args.connections} connections. gan-server flags: defaults + `{args.server_args}`. "
         f"TorchServe: its best tuned registration per concurrency ("
-        + "; ".join(f"c={c}: {fmt(*best[c])}" for c in args.concurrency)
+        + "; ".join(f"c={c}: {describe_setting(best[c])}" for c in args.concurrency)
         + "). Median (min–max) over "
         f"{args.rounds} rounds, systems interleaved, order reversed every other round. Server CPU = utime+stime "
         f"of the server's process tree per request. Same seed, both servers: the images differ by at most "
@@ -641,16 +687,28 @@ def report(args, command, settings, names, tuning, best, results, bulk, bulk_cpu
         floor1 = f"; floor (grpc.aio, empty handler) {med([x.mean_ms for x in results[('floor', c1)]], 3)} ms"
     print(
         f"\nSingle image, in process (`plan` + `generate`, {args.latency_requests} calls per round): mean "
-        f"{med(ip_mean, 3)} ms, p50 {med([x[1] for x in lat_ip], 3)} ms; gan-server at c={min(args.concurrency)}: "
-        f"mean {med([x.mean_ms for x in g1], 3)} ms" + (floor1 if "floor" in labels else "") + ".\n"
+        f"{med(ip_mean, 3)} ms, p50 {med([x[1] for x in lat_ip], 3)} ms, CPU {med([x[2] for x in lat_ip], 3)} ms; "
+        f"gan-server at c={c1}: mean {med([x.mean_ms for x in g1], 3)} ms, server CPU "
+        f"{med([x.cpu_ms for x in g1], 3)} ms" + floor1 + ".\n"
     )
 
-    print("TorchServe tuning (gRPC under h2load, req/s, one run each after a warm-up):\n")
-    print("| workers:batch_size:max_batch_delay_ms | " + " | ".join(f"c={c}" for c in args.concurrency) + " |")
-    print("|---|" + "---|" * len(args.concurrency))
+    print(
+        f"TorchServe tuning (gRPC under h2load, req/s; one run each of about {args.tune_seconds:g} s, sized by a "
+        "probe run at the same concurrency; mean latency ms in brackets):\n"
+    )
+    print(
+        "| worker threads | workers:batch_size:max_batch_delay_ms | "
+        + " | ".join(f"c={c}" for c in args.concurrency)
+        + " |"
+    )
+    print("|---|---|" + "---|" * len(args.concurrency))
     for s in settings:
-        cells = [f"{tuning[(s, c)].rps:,.0f}" + (" (best)" if best[c] == s else "") for c in args.concurrency]
-        print(f"| {s[0]}:{s[1]}:{s[2]} | " + " | ".join(cells) + " |")
+        cells = [
+            f"{tuning[(s, c)].rps:,.0f} ({tuning[(s, c)].mean_ms:,.1f})" + (" **best**" if best[c] == s else "")
+            for c in args.concurrency
+        ]
+        threads = "default" if s[0] == "default" else f"OMP_NUM_THREADS={s[0]}"
+        print(f"| {threads} | {s[1]}:{s[2]}:{s[3]} | " + " | ".join(cells) + " |")
 
     print("\nTargets (medians of the per-round ratios):\n")
     for c, want in ((64, 3.0), (8, 2.0), (1, 3.0)):
