@@ -215,7 +215,7 @@ class TorchServeSystem(System):
     def __init__(self, ts: TorchServe, pb2, shape: tuple[int, ...], threads: str) -> None:
         self.ts = ts
         self.pb2 = pb2
-        self.label = "TorchServe"
+        self.label = ts_label(threads)
         self.threads = threads
         self.address = ts.grpc_inference_address
         self.path = TS_METHOD
@@ -365,6 +365,10 @@ def setting_name(model: str, s: Setting) -> str:
     return f"{model}_t{s[0]}_w{s[1]}_b{s[2]}_d{s[3]}"
 
 
+def ts_label(threads: str) -> str:
+    return "TorchServe, default threads" if threads == "default" else f"TorchServe, OMP_NUM_THREADS={threads}"
+
+
 def describe_setting(s: Setting) -> str:
     threads = "default intra-op threads" if s[0] == "default" else f"OMP_NUM_THREADS={s[0]}"
     return f"workers {s[1]}, batch_size {s[2]}, max_batch_delay {s[3]} ms, {threads}"
@@ -490,7 +494,7 @@ def main() -> None:
         pb2, _ = grpc_stubs(work / "stubs")
         shape = (1, img.height, img.width, img.channels)
         tsys = {t: TorchServeSystem(ts, pb2, shape, t) for t, ts in instances.items()}
-        systems.insert(1, next(iter(tsys.values())))  # stands for TorchServe's best setting at each c
+        systems[1:1] = list(tsys.values())  # each on its best setting at each c
         log(f"servers up after {time.monotonic() - started:.0f} s")
 
         def body(name: str, message: bytes) -> Body:
@@ -537,11 +541,14 @@ def main() -> None:
                 tuning[(setting, c)] = run = measure(tsys[setting[0]], b, n, c, args, work)
                 log(f"  {names[setting]} c={c}: {run.rps:,.0f} req/s, mean {run.mean_ms:.2f} ms ({n} requests)")
         best = {c: max(settings, key=lambda s, c=c: tuning[(s, c)].rps) for c in args.concurrency}
+        best_t = {
+            (t, c): max((s for s in settings if s[0] == t), key=lambda s, c=c: tuning[(s, c)].rps)
+            for t in args.ts_threads
+            for c in args.concurrency
+        }
         for setting, name in names.items():
-            if setting not in best.values():
+            if setting not in best_t.values():
                 instances[setting[0]].unregister(name)
-        for threads in [t for t in instances if t not in {s[0] for s in best.values()}]:
-            instances.pop(threads).stop()  # no best setting there: stop it, so it costs the machine nothing
         load.append(os.getloadavg())
 
         for r in range(args.rounds):
@@ -549,7 +556,7 @@ def main() -> None:
             for c in args.concurrency:
                 for s in order:
                     if isinstance(s, TorchServeSystem):
-                        s, b = tsys[best[c][0]], ts_bodies[best[c]]
+                        b = ts_bodies[best_t[(s.threads, c)]]
                     else:
                         b = floor_body if s.server.floor else gan_body
                     run = measure(s, b, requests[c], c, args, work)
@@ -585,10 +592,10 @@ def main() -> None:
         else:
             shutil.rmtree(work, ignore_errors=True)
     elapsed = time.monotonic() - started
-    report(args, command, settings, names, tuning, best, results, bulk, bulk_cpu, lat_ip, load, elapsed, pixel_diff)
+    report(args, command, settings, tuning, best, best_t, results, bulk, bulk_cpu, lat_ip, load, elapsed, pixel_diff)
 
 
-def report(args, command, settings, names, tuning, best, results, bulk, bulk_cpu, lat_ip, load, elapsed, pixel_diff):
+def report(args, command, settings, tuning, best, best_t, results, bulk, bulk_cpu, lat_ip, load, elapsed, pixel_diff):
     import grpc
     import onnxruntime
     import torch
@@ -611,8 +618,15 @@ def report(args, command, settings, names, tuning, best, results, bulk, bulk_cpu
         f"Model `{args.model}`, 1 image per request (seed 0, raw uint8), requests per run "
         + ", ".join(f"{n:,} at c={c}" for c, n in zip(args.concurrency, args.requests))
         + f"; c > 8 is {args.connections} connections. gan-server flags: defaults + `{args.server_args}`. "
-        f"TorchServe: its best tuned registration per concurrency ("
+        "TorchServe: one instance per worker thread setting, each on its best tuned registration per "
+        "concurrency; TorchServe's best overall ("
         + "; ".join(f"c={c}: {describe_setting(best[c])}" for c in args.concurrency)
+        + "); the best with default threads ("
+        + "; ".join(
+            f"c={c}: {describe_setting(best_t[('default', c)])}"
+            for c in args.concurrency
+            if "default" in args.ts_threads
+        )
         + "). Median (min–max) over "
         f"{args.rounds} rounds, systems interleaved, order reversed every other round. Server CPU = utime+stime "
         f"of the server's process tree per request. Same seed, both servers: the images differ by at most "
@@ -631,17 +645,31 @@ def report(args, command, settings, names, tuning, best, results, bulk, bulk_cpu
                 f"{med([x.client_ms for x in runs], 3)} | {med([100 * x.busy for x in runs], 0)} |"
             )
     ratios = {}
+    ts_labels = [x for x in labels if x.startswith("TorchServe")]
+    best_label = {c: ts_label(best[c][0]) for c in args.concurrency}
     print(
-        "\nRatios to TorchServe, per round (interleaved runs), then the median (min–max):\n\n"
-        "| system | c | req/s system / TorchServe | TorchServe / system CPU per request |\n|---|---|---|---|"
+        "\nRatios per round (interleaved runs), then the median (min–max). TorchServe's best at each c: "
+        + "; ".join(f"c={c} {best_label[c]}" for c in args.concurrency)
+        + ".\n"
     )
-    for label in (x for x in labels if x != "TorchServe"):
+    print(
+        "| system | c | "
+        + " | ".join(f"req/s ÷ {t} | CPU/request {t} ÷ system" for t in ts_labels)
+        + " |\n|---|---|"
+        + "---|---|" * len(ts_labels)
+    )
+    for label in (x for x in labels if x not in ts_labels):
         for c in args.concurrency:
-            g, t = results[(label, c)], results[("TorchServe", c)]
-            rr = [a.rps / b.rps for a, b in zip(g, t)]
-            cr = [b.cpu_ms / a.cpu_ms for a, b in zip(g, t)]
-            ratios[(label, c)] = rr
-            print(f"| {label} | {c} | {med(rr, 2)} | {med(cr, 2)} |")
+            cells = []
+            for t in ts_labels:
+                g, ts_runs = results[(label, c)], results[(t, c)]
+                rr = [a.rps / b.rps for a, b in zip(g, ts_runs)]
+                cr = [b.cpu_ms / a.cpu_ms for a, b in zip(g, ts_runs)]
+                if t == best_label[c]:
+                    ratios[(label, c)] = rr
+                mark = "**" if t == best_label[c] else ""
+                cells += [f"{mark}{med(rr, 2)}{mark}", med(cr, 2)]
+            print(f"| {label} | {c} | " + " | ".join(cells) + " |")
 
     print("\nServer CPU ms/request by part (median over rounds):\n")
     parts = {
