@@ -1,6 +1,7 @@
 """gan-server against TorchServe under h2load, in one interleaved run.
 
-    .venv/bin/python bench/compare.py --models models --model dcgan --rounds 3 --floor
+    .venv/bin/python bench/compare.py --models models --model dcgan --rounds 3 --floor \
+        --variant nobatch=--no-batching --variant 'processes2=--processes 2'     # make bench-compare
 
 Every system is driven by the same load generator, ``h2load`` (nghttp2, C),
 over gRPC on 127.0.0.1, with bodies built as in bench/h2load.py (flag byte,
@@ -17,14 +18,21 @@ over gRPC on 127.0.0.1, with bodies built as in bench/h2load.py (flag byte,
   message classes are generated from the inference.proto inside TorchServe's
   jar;
 - **floor** (``--floor``): bench/h2load.py's grpc.aio server with one handler
-  returning a prebuilt response, what grpc.aio costs per call in Python.
+  returning a prebuilt response, what grpc.aio costs per call in Python;
+- **variants** (``--variant LABEL=FLAGS``): more gan-servers with extra flags,
+  in the single-image rounds only.
 
 Steps:
 
-1. TorchServe tuning: every ``--ts-settings`` registration (workers,
-   batch_size, max_batch_delay ms) is warmed up and run once at each
-   concurrency; the best req/s per concurrency is what TorchServe runs below
-   (the others are unregistered).
+1. TorchServe tuning: one TorchServe per ``--ts-threads`` value (its workers'
+   intra-op threads: ``default``, or N through ``OMP_NUM_THREADS``), each
+   with every ``--ts-settings`` registration (workers, batch_size,
+   max_batch_delay ms). Each registration is warmed up, then at each
+   concurrency run once for about ``--tune-seconds`` (sized by a short probe
+   run, so that bad settings cost little time). Each instance keeps its best
+   registration per concurrency for the rounds (the others are
+   unregistered); the better of the instances is "TorchServe's best", which
+   the targets are judged against.
 2. Rounds, systems interleaved with the order reversed every other round: at
    each concurrency (c <= 8: c connections x 1 stream; above: ``--connections``
    connections), req/s, mean and p99 latency (h2load's per-request log) and
