@@ -16,7 +16,7 @@ PROTO_VENV ?= .venv-proto
 # the browser tests of the playground page (tests/http/test_playground.py).
 DEB_PACKAGES ?= dataset-fashion-mnist chromium chromium-driver
 
-.PHONY: help venv deb-deps test test-slow test-compat demo proto models zoo zoo-table serve lint bench bench-h2load docs-figures clean
+.PHONY: help venv deb-deps test test-slow test-compat demo proto models zoo zoo-table serve lint bench bench-h2load bench-compare docs-figures clean
 
 help:
 	@echo "make demo       start the server on the bundled models, sample a grid of 7s"
@@ -28,6 +28,7 @@ help:
 	@echo "make serve      serve the bundled models: gRPC on :$(PORT), HTTP and the playground on :$(HTTP_PORT)"
 	@echo "make proto      regenerate the gRPC code from protos/"
 	@echo "make bench-h2load  server CPU and latency per request under h2load (installs nghttp2-client)"
+	@echo "make bench-compare gan-server vs TorchServe under h2load, n=256 and c=1 against in process (Java 17)"
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -76,6 +77,13 @@ bench: $(STAMP)
 bench-h2load: $(STAMP)
 	@$(MAKE) --no-print-directory deb-deps DEB_PACKAGES=nghttp2-client
 	$(PY) bench/h2load.py --models $(MODELS) --model dcgan --rounds 3 --requests 4000 --floor
+
+# gan-server against TorchServe's best tuned gRPC registration, both under h2load in one
+# interleaved run; n=256 through gRPC and c=1 latency against in process
+# (docs/benchmarks.md, "gan-server vs TorchServe under h2load"). TorchServe needs Java 17.
+bench-compare: $(STAMP)
+	@$(MAKE) --no-print-directory deb-deps DEB_PACKAGES=nghttp2-client
+	$(PY) bench/compare.py --models $(MODELS) --model dcgan --rounds 3 --floor --variant nobatch=--no-batching --variant 'processes2=--processes 2'
 
 # Start a server on a free port, sample 64 sevens from the bundled InfoGAN,
 # print the grid's path, stop the server.

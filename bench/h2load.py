@@ -37,7 +37,6 @@ import argparse
 import asyncio
 import collections
 import os
-import platform
 import re
 import shlex
 import shutil
@@ -55,11 +54,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 for _sub in ("sdk", "serving", "training"):
     sys.path.insert(0, str(ROOT / _sub))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import procs  # noqa: E402
 from gan_contract.proto.gan.v1 import generator_pb2 as pb  # noqa: E402
+from procs import machine  # noqa: E402
 
 METHOD = "/gan.v1.Generator/Sample"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 LISTENING = "gan-server listening on "
 PY_SPY_RATE = 200  # samples per second
 
@@ -136,25 +137,15 @@ class Server:
         return None
 
     def cpu_seconds(self) -> float:
-        stat = Path(f"/proc/{self.pid}/stat").read_text()
-        fields = stat[stat.rindex(")") + 2 :].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
+        return procs.cpu_seconds(self.pid)
 
     def thread_cpu(self) -> dict[str, float]:
         """CPU seconds by thread: the main thread, then by OS thread name (digits dropped)."""
         out: dict[str, float] = collections.defaultdict(float)
-        for task in Path(f"/proc/{self.pid}/task").iterdir():
-            try:
-                stat = (task / "stat").read_text()
-            except OSError:  # the thread ended
-                continue
-            name = re.sub(r"\d+", "", stat[stat.index("(") + 1 : stat.rindex(")")])
-            if task.name == str(self.pid):
-                name = "main (event loop)"
-            elif name == "python":
+        for name, seconds in procs.thread_cpu(self.pid, main="main (event loop)").items():
+            if name == "python":
                 name = "other Python threads (inference, ORT, logs, metrics)"
-            fields = stat[stat.rindex(")") + 2 :].split()
-            out[name] += (int(fields[11]) + int(fields[12])) / CLK_TCK
+            out[name] += seconds
         return out
 
     def ok_calls(self) -> int | None:
@@ -236,7 +227,18 @@ def shape(concurrency: int, connections: int) -> tuple[int, int]:
     return conns, concurrency // conns
 
 
-def h2load(address: str, data: Path, requests: int, concurrency: int, connections: int, logfile: Path) -> str:
+def h2load(
+    address: str,
+    data: Path,
+    requests: int,
+    concurrency: int,
+    connections: int,
+    logfile: Path,
+    path: str = METHOD,
+    headers: tuple[str, ...] = (),
+    timeout: float = 600,
+) -> str:
+    """One h2load run of ``requests`` gRPC calls to ``path`` (body from ``data``); its stdout."""
     conns, streams = shape(concurrency, connections)
     logfile.unlink(missing_ok=True)  # h2load appends
     cmd = [
@@ -253,11 +255,12 @@ def h2load(address: str, data: Path, requests: int, concurrency: int, connection
         "content-type: application/grpc",
         "-H",
         "te: trailers",
+        *(arg for h in headers for arg in ("-H", h)),
         "--log-file",
         str(logfile),
-        f"http://{address}{METHOD}",
+        f"http://{address}{path}",
     ]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     if out.returncode != 0:
         raise RuntimeError(f"h2load failed ({out.returncode}): {out.stdout[-2000:]} {out.stderr[-2000:]}")
     return out.stdout
@@ -278,6 +281,11 @@ def parse(stdout: str, logfile: Path, requests: int) -> tuple[float, float, floa
     durations.sort()
     p99 = durations[min(len(durations) - 1, int(round(0.99 * (len(durations) - 1))))]
     return rps, statistics.fmean(durations), p99
+
+
+def data_bytes(stdout: str) -> int:
+    """Bytes of DATA frame payload h2load received (gRPC messages with their 5-byte prefixes)."""
+    return int(re.search(r"traffic: .*?, [\d.]+[KMG]?B \((\d+)\) data", stdout).group(1))
 
 
 def check_with_sdk(server: Server, model: str, count: int) -> None:
@@ -409,19 +417,6 @@ def _short(frame: str) -> str:
 
 def med(xs: list[float], digits: int) -> str:
     return f"{statistics.median(xs):,.{digits}f} ({min(xs):,.{digits}f}–{max(xs):,.{digits}f})"
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        )
-    except (OSError, StopIteration):
-        pass
-    return f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}"
 
 
 def main() -> None:

@@ -81,6 +81,8 @@ class TorchServe:
     inference_key: str = ""
     log_file: object = None
     registered: list[str] = field(default_factory=list)
+    # Environment for the launcher, and so for the frontend and its workers; None removes a variable.
+    extra_env: dict[str, str | None] = field(default_factory=dict)
 
     # -- addresses ----------------------------------------------------------
 
@@ -102,7 +104,13 @@ class TorchServe:
 
     def env(self) -> dict[str, str]:
         tmp = str(self.workdir / "tmp")
-        return {**os.environ, "TMPDIR": tmp, "TEMP": tmp, "TMP": tmp}
+        env = {**os.environ, "TMPDIR": tmp, "TEMP": tmp, "TMP": tmp}
+        for key, value in self.extra_env.items():
+            if value is None:
+                env.pop(key, None)
+            else:
+                env[key] = value
+        return env
 
     def logs(self, chars: int = 4000) -> str:
         out = []
@@ -271,9 +279,17 @@ def _kill_if_alive(pid: int, wait: float = 10.0) -> None:
 
 
 def start_torchserve(
-    workdir: Path, *, extra_config: dict[str, str] | None = None, timeout: float = 120.0
+    workdir: Path,
+    *,
+    extra_config: dict[str, str] | None = None,
+    extra_env: dict[str, str | None] | None = None,
+    timeout: float = 120.0,
 ) -> TorchServe:
-    """Start TorchServe (``--foreground`` in a child process we own) and wait for its management API."""
+    """Start TorchServe (``--foreground`` in a child process we own) and wait for its management API.
+
+    ``extra_env``: variables set (or, with None, removed) for TorchServe and its workers, e.g.
+    ``{"OMP_NUM_THREADS": "1"}`` for one intra-op thread per worker.
+    """
     workdir = Path(workdir)
     (workdir / "tmp").mkdir(parents=True, exist_ok=True)
     (workdir / "model-store").mkdir(exist_ok=True)
@@ -306,7 +322,7 @@ def start_torchserve(
         "--model-store",
         str(workdir / "model-store"),
     ]
-    ts = TorchServe(workdir, None, ports, log_file=log)  # type: ignore[arg-type]
+    ts = TorchServe(workdir, None, ports, log_file=log, extra_env=dict(extra_env or {}))  # type: ignore[arg-type]
     ts.process = subprocess.Popen(cmd, cwd=workdir, env=ts.env(), stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + timeout
     try:
