@@ -79,7 +79,55 @@ class ServerConfig:
         type=click.FloatRange(0),
     )
     batching: bool = setting(True, "Merge concurrent requests into one backend run (per model).")
-    max_message_mb: int = setting(64, "Largest gRPC message accepted or sent, in MiB.", type=click.IntRange(1))
+    max_message_mb: int = setting(
+        16,
+        "Largest message sent (gRPC answers, stream messages) and largest HTTP body, in MiB. The largest "
+        "answer of the bundled models, 4096 images with their latents, is 4.9 MB.",
+        type=click.IntRange(1),
+    )
+    max_request_mb: int = setting(
+        4,
+        "Largest gRPC request message accepted, in MiB (more is RESOURCE_EXHAUSTED on its length prefix, "
+        "before the bytes arrive). The largest request the bundled models take, Encode of 4096 images, is 3.2 MB.",
+        type=click.IntRange(1),
+    )
+    max_calls: int = setting(
+        512,
+        "Calls in progress at once over all connections (health checks aside); more are answered "
+        "RESOURCE_EXHAUSTED at once, logged and counted.",
+        type=click.IntRange(1),
+    )
+    max_streams_per_connection: int = setting(
+        100,
+        "HTTP/2 streams one connection may have open (advertised as SETTINGS_MAX_CONCURRENT_STREAMS).",
+        type=click.IntRange(1),
+    )
+    max_connections: int = setting(
+        0,
+        "Open client connections at once (gRPC); more are closed on arrival. 0: the open-file limit "
+        "(raised to its hard limit at start) less 256 descriptors kept for models, logs and HTTP.",
+        type=click.IntRange(0),
+    )
+    message_timeout: float = setting(
+        10.0,
+        "Seconds a call's request message may take to arrive after its headers; then DEADLINE_EXCEEDED. 0 = no limit.",
+        type=click.FloatRange(0),
+    )
+    idle_timeout: float = setting(
+        120.0,
+        "Seconds a connection with no call may stay open before the server closes it (GOAWAY; clients "
+        "reconnect on their next call). 0 = never.",
+        type=click.FloatRange(0),
+    )
+    max_connection_age: float = setting(
+        1800.0,
+        "Seconds after which a connection is asked to close (GOAWAY), so that clients spread over new "
+        "replicas; its calls get --connection-age-grace more to finish. 0 = never.",
+        type=click.FloatRange(0),
+    )
+    connection_age_grace: float = setting(
+        300.0, "Seconds a connection past --max-connection-age keeps for its calls in flight.", type=click.FloatRange(0)
+    )
     grace: float = setting(10.0, "Seconds in-flight calls get to finish on SIGTERM.", type=click.FloatRange(0))
     reload_interval: float = setting(
         0.0,

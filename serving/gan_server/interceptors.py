@@ -1,21 +1,33 @@
-"""The server's one interceptor: drain gate, bearer-token auth, per-RPC metrics and access log.
+"""The server's one interceptor: call limits, bearer-token auth, drain gate, per-RPC metrics and access log.
 
 Each method's handler is wrapped once, on its first call, and the wrapper is
 reused for every later call of that method, so a call pays for one dictionary
 lookup here plus the wrapper itself. What applies to a method is fixed when
 it is wrapped:
 
-- drain gate (unary and server-streaming methods): counts calls in flight
-  and, once draining, refuses new ones with UNAVAILABLE;
-- bearer token (with ``--token-file``): ``authorization: Bearer <token>``
-  on every method;
-- metrics and access log (unary and server-streaming methods): one
-  ``gan_requests_total`` / latency sample and one log line per call, with
-  the caller's ``x-request-id`` or one made up here.
+- bearer token (with ``--token-file``), every method but the open probes:
+  checked here, on the call's headers, before any of its body is read (a
+  refused call gets a handler that never reads its request);
+- unary-request methods are served as request-streaming ones, so that the
+  wrapper runs on the headers and reads the request itself: it waits at
+  most ``message_timeout`` seconds for it (DEADLINE_EXCEEDED), and a call
+  refused by a limit is never read;
+- the call cap (``max_calls``; the open probes aside): calls over it are
+  answered RESOURCE_EXHAUSTED at once;
+- drain gate (unary and server-streaming methods but the open probes):
+  counts calls in flight and, once draining, refuses new ones with
+  UNAVAILABLE;
+- the answer is serialized here and checked against the send limit, so that
+  a call whose answer cannot be sent is logged and counted with its real
+  code (RESOURCE_EXHAUSTED) instead of the handler's OK;
+- metrics and access log (everything but health and reflection): one
+  ``gan_requests_total`` / latency sample and one log line per call, refused
+  calls included, with the caller's ``x-request-id`` (sanitised) or one made
+  up here.
 
-Health checks and the OIP liveness/readiness probes skip the gate and the
-token so that probes keep working; health and reflection are not logged.
-Refused calls (draining, bad token) are neither counted nor logged.
+Health checks and the OIP liveness/readiness probes skip the token, the cap
+and the gate so that probes keep working; health and reflection are not
+logged.
 """
 
 from __future__ import annotations
@@ -26,6 +38,7 @@ import inspect
 import itertools
 import logging
 import os
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -35,6 +48,7 @@ import grpc
 from .metrics import Metrics
 
 log = logging.getLogger("gan_server.access")
+limits_log = logging.getLogger("gan_server")
 
 # Liveness/readiness probes stay open; they reveal nothing about the models.
 _OPEN_PREFIXES = (
@@ -48,7 +62,23 @@ _OK = grpc.StatusCode.OK
 _CANCELLED = grpc.StatusCode.CANCELLED
 _UNAVAILABLE = grpc.StatusCode.UNAVAILABLE
 _UNAUTHENTICATED = grpc.StatusCode.UNAUTHENTICATED
+_EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED
+_DEADLINE = grpc.StatusCode.DEADLINE_EXCEEDED
+_INVALID = grpc.StatusCode.INVALID_ARGUMENT
+_EOF = grpc.aio.EOF
+_timeout = getattr(asyncio, "timeout", None)  # Python 3.11+
 _ACCESS_FORMAT = "rpc %s model=%s code=%s ms=%.2f request_id=%s"
+# A request id reaches the log as at most this many of these characters;
+# anything else (spaces, "=", control characters) becomes "_".
+REQUEST_ID_CHARS = 128
+_REQUEST_ID_UNSAFE = re.compile(r"[^A-Za-z0-9._:/@+-]")
+# At most one warning per this many seconds when the call cap refuses calls.
+_LIMIT_LOG_INTERVAL = 10.0
+
+
+def sanitize_request_id(value: str) -> str:
+    """A caller's ``x-request-id`` as it may appear in a log line: short, one token, no field separators."""
+    return _REQUEST_ID_UNSAFE.sub("_", value[:REQUEST_ID_CHARS])
 
 
 class RequestIds:
@@ -62,8 +92,22 @@ class RequestIds:
         return f"{self._prefix}{next(self._counter) & 0xFFFFFFFF:08x}"
 
 
+class _Method:
+    """What applies to one method, fixed when it is first called."""
+
+    __slots__ = ("handler", "auth", "name", "observe", "streaming", "denied")
+
+    def __init__(self, handler: grpc.RpcMethodHandler, auth: bool, name: str, observe: bool, streaming: bool):
+        self.handler = handler
+        self.auth = auth
+        self.name = name
+        self.observe = observe
+        self.streaming = streaming
+        self.denied: dict[str, grpc.RpcMethodHandler] = {}
+
+
 class RpcInterceptor(grpc.aio.ServerInterceptor):
-    """Drain gate + bearer token + metrics and access log, for every RPC.
+    """Call limits + bearer token + drain gate + metrics and access log, for every RPC.
 
     Draining (``draining = True``, see :meth:`wait_idle`): grpc's own
     ``server.stop()`` cancels calls that arrive while it shuts down (the
@@ -74,14 +118,31 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
     probes see NOT_SERVING.
     """
 
-    def __init__(self, token: str | None, metrics: Metrics | None, known_model: Callable[[str], bool]) -> None:
+    def __init__(
+        self,
+        token: str | None,
+        metrics: Metrics | None,
+        known_model: Callable[[str], bool],
+        *,
+        max_calls: int = 0,
+        message_timeout: float = 0.0,
+        max_send_bytes: int = 0,
+    ) -> None:
         self.draining = False
-        self.in_flight = 0
+        self.in_flight = 0  # sampling calls the drain waits for
+        self.active = 0  # calls the cap counts (all but the open probes)
+        self.started = 0  # calls accepted so far (MemoryTrimmer looks at it)
+        self.max_calls = max_calls
+        self.message_timeout = message_timeout or None
+        self.max_send_bytes = max_send_bytes
+        self.refused_over_cap = 0
+        self._cap_logged_at = float("-inf")
+        self._cap_unlogged = 0
         self._expected = f"Bearer {token}".encode() if token else None
         self.metrics = metrics
         self.known_model = known_model
         self.request_ids = RequestIds()
-        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
+        self._methods: dict[str, _Method] = {}
 
     async def wait_idle(self, timeout: float) -> bool:
         loop = asyncio.get_running_loop()
@@ -91,21 +152,24 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
         return self.in_flight == 0
 
     async def intercept_service(self, continuation, details: grpc.HandlerCallDetails):  # type: ignore[override]
-        wrapped = self._wrapped.get(details.method)
-        if wrapped is not None:
-            return wrapped
-        handler = await continuation(details)
-        if handler is None:  # unknown method: UNIMPLEMENTED; not cached (callers choose the names)
-            return None
-        wrapped = self._wrapped[details.method] = self.wrap(details.method, handler)
-        return wrapped
+        method = self._methods.get(details.method)
+        if method is None:
+            handler = await continuation(details)
+            if handler is None:  # unknown method: UNIMPLEMENTED; not cached (callers choose the names)
+                return None
+            method = self._methods[details.method] = self.wrap(details.method, handler)
+        if method.auth:
+            reason = self._denied(details.invocation_metadata)
+            if reason is not None:
+                return self._deny_handler(method, reason)
+        return method.handler
 
     # -- per call -----------------------------------------------------------
 
-    def _denied(self, context: grpc.aio.ServicerContext) -> str | None:
+    def _denied(self, metadata: Any) -> str | None:
         """Why the call's bearer token is refused, or None when it is accepted."""
         given: str | bytes = ""
-        for key, value in context.invocation_metadata() or ():
+        for key, value in metadata or ():
             if key == "authorization":
                 given = value
         given_bytes = given.encode() if isinstance(given, str) else given
@@ -113,12 +177,32 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
             return None
         return "missing bearer token" if not given else "invalid bearer token"
 
+    def _deny_handler(self, method: _Method, reason: str) -> grpc.RpcMethodHandler:
+        """A handler that refuses the call without reading its request (one per method and reason)."""
+        handler = method.denied.get(reason)
+        if handler is not None:
+            return handler
+        guard = self
+
+        async def deny(request_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
+            if method.observe:
+                guard._finish(method.name, None, context, time.perf_counter(), _UNAUTHENTICATED)
+            await context.abort(_UNAUTHENTICATED, reason)
+
+        maker = grpc.stream_stream_rpc_method_handler if method.streaming else grpc.stream_unary_rpc_method_handler
+        handler = method.denied[reason] = maker(deny)
+        return handler
+
     def _request_id(self, context: grpc.aio.ServicerContext) -> str:
         request_id: Any = None
         for key, value in context.invocation_metadata() or ():
             if key == "x-request-id":
                 request_id = value
-        return str(request_id) if request_id else self.request_ids.next()
+        if not request_id:
+            return self.request_ids.next()
+        if isinstance(request_id, bytes):
+            request_id = request_id.decode("latin-1")
+        return sanitize_request_id(str(request_id))
 
     def _model_label(self, request: Any) -> str:
         name = getattr(request, "model", None) or getattr(request, "name", None) or getattr(request, "model_name", None)
@@ -151,118 +235,150 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
                 },
             )
 
+    def _over_cap(self) -> str:
+        """Note a call refused by the cap (a warning at most every few seconds); the status message."""
+        self.refused_over_cap += 1
+        self._cap_unlogged += 1
+        now = time.monotonic()
+        if now - self._cap_logged_at >= _LIMIT_LOG_INTERVAL:
+            limits_log.warning(
+                "call limit reached: %d calls in progress (--max-calls %d); refused %d calls since the last warning",
+                self.active,
+                self.max_calls,
+                self._cap_unlogged,
+            )
+            self._cap_logged_at = now
+            self._cap_unlogged = 0
+        return f"server busy: {self.max_calls} calls in progress (--max-calls); retry later"
+
+    async def _read(self, context: grpc.aio.ServicerContext) -> Any:
+        """The call's one request message, waiting at most ``message_timeout``."""
+        if self.message_timeout is None:
+            request = await context.read()
+        else:
+            try:
+                if _timeout is not None:
+                    async with _timeout(self.message_timeout):
+                        request = await context.read()
+                else:  # Python 3.10
+                    request = await asyncio.wait_for(context.read(), self.message_timeout)
+            except (TimeoutError, asyncio.TimeoutError):
+                await context.abort(
+                    _DEADLINE, f"the request message did not arrive within {self.message_timeout:g} s of the headers"
+                )
+        if request is _EOF:
+            await context.abort(_INVALID, "the call ended before its request message arrived")
+        return request
+
+    async def _check_size(self, data: bytes, context: grpc.aio.ServicerContext) -> None:
+        if self.max_send_bytes and len(data) > self.max_send_bytes:
+            await context.abort(
+                _EXHAUSTED,
+                f"the answer is {len(data)} bytes, over this server's message limit of {self.max_send_bytes} bytes "
+                "(--max-message-mb)",
+            )
+
     # -- wrapping, once per method ------------------------------------------
 
-    def wrap(self, full_method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    def wrap(self, full_method: str, handler: grpc.RpcMethodHandler) -> _Method:
         """``handler`` with what applies to ``full_method`` (see the module docstring)."""
         open_ = full_method.startswith(_OPEN_PREFIXES)
         auth = self._expected is not None and not open_
         observe = not full_method.startswith(_UNOBSERVED_PREFIXES)
-        method = full_method.rsplit("/", 1)[-1]
+        name = full_method.rsplit("/", 1)[-1]
+        streaming = bool(handler.response_streaming)
+        if handler.request_streaming:
+            # Client-streaming and bidirectional methods (server reflection):
+            # the token only, on the headers (intercept_service).
+            return _Method(handler, auth, name, observe, streaming)
+        return _Method(self._wrap_unary_request(handler, name, open_, observe), auth, name, observe, streaming)
+
+    def _wrap_unary_request(self, handler: grpc.RpcMethodHandler, name: str, open_: bool, observe: bool):
         guard = self
-        if handler.unary_unary or handler.unary_stream:
-            gate = not open_
-            if not (gate or auth or observe):
-                return handler
-            if handler.unary_unary:
-                inner = handler.unary_unary
+        limited = not open_
+        serialize = handler.response_serializer or (lambda message: message)
+        deserializer = handler.request_deserializer
 
-                async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-                    if gate:
-                        if guard.draining:
-                            await context.abort(_UNAVAILABLE, "server is shutting down; retry")
-                        guard.in_flight += 1
-                    try:
-                        if auth:
-                            denied = guard._denied(context)
-                            if denied is not None:
-                                await context.abort(_UNAUTHENTICATED, denied)
-                        if not observe:
-                            return await inner(request, context)
-                        started = time.perf_counter()
-                        code = None
-                        try:
-                            response = await inner(request, context)
-                            code = context.code()
-                            return response
-                        except BaseException:
-                            code = context.code() or _CANCELLED
-                            raise
-                        finally:
-                            guard._finish(method, request, context, started, code)
-                    finally:
-                        if gate:
-                            guard.in_flight -= 1
-
-                return _replace(handler, unary_unary=unary)
-            inner_stream = handler.unary_stream
-
-            async def stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def enter(context: grpc.aio.ServicerContext, started: float, gate: bool = True) -> None:
+            """Refuse a call over the cap or while draining, before reading it; else count it."""
+            if limited:
+                if guard.draining and gate:
+                    if observe:
+                        guard._finish(name, None, context, started, _UNAVAILABLE)
+                    await context.abort(_UNAVAILABLE, "server is shutting down; retry")
+                if guard.max_calls and guard.active >= guard.max_calls:
+                    message = guard._over_cap()
+                    if observe:
+                        guard._finish(name, None, context, started, _EXHAUSTED)
+                    await context.abort(_EXHAUSTED, message)
+                guard.active += 1
                 if gate:
-                    if guard.draining:
-                        await context.abort(_UNAVAILABLE, "server is shutting down; retry")
                     guard.in_flight += 1
+            guard.started += 1
+
+        def leave(gate: bool = True) -> None:
+            if limited:
+                guard.active -= 1
+                if gate:
+                    guard.in_flight -= 1
+
+        if handler.unary_unary:
+            inner = handler.unary_unary
+
+            async def unary(request_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
+                started = time.perf_counter()
+                await enter(context, started)
+                request = None
+                code = None
                 try:
-                    if auth:
-                        denied = guard._denied(context)
-                        if denied is not None:
-                            await context.abort(_UNAUTHENTICATED, denied)
-                    if not observe:
-                        async for message in inner_stream(request, context):
-                            yield message
-                        return
-                    started = time.perf_counter()
-                    code = None
-                    try:
-                        async for message in inner_stream(request, context):
-                            yield message
-                        code = context.code()
-                    except BaseException:
-                        code = context.code() or _CANCELLED
-                        raise
-                    finally:
-                        guard._finish(method, request, context, started, code)
+                    request = await guard._read(context)
+                    data = serialize(await inner(request, context))
+                    await guard._check_size(data, context)
+                    code = context.code()
+                    return data
+                except BaseException:
+                    code = context.code() or _CANCELLED
+                    raise
                 finally:
-                    if gate:
-                        guard.in_flight -= 1
+                    leave()
+                    if observe:
+                        guard._finish(name, request, context, started, code)
 
-            return _replace(handler, unary_stream=stream)
-        # Client-streaming and bidirectional methods (server reflection): the token only.
-        if not auth:
-            return handler
-        kind = "stream_stream" if handler.stream_stream else "stream_unary"
-        inner_any = getattr(handler, kind)
-        if inspect.isasyncgenfunction(inner_any):
+            return grpc.stream_unary_rpc_method_handler(unary, request_deserializer=deserializer)
 
-            async def checked_gen(request_or_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
-                denied = guard._denied(context)
-                if denied is not None:
-                    await context.abort(_UNAUTHENTICATED, denied)
-                async for message in inner_any(request_or_iterator, context):
-                    yield message
+        inner_stream = handler.unary_stream
+        if not inspect.isasyncgenfunction(inner_stream):
+            # A handler that writes with context.write() (grpc's health Watch):
+            # its messages keep the handler's serializer.
+            async def writer(request_iterator: Any, context: grpc.aio.ServicerContext) -> None:
+                await enter(context, time.perf_counter(), gate=False)
+                try:
+                    await inner_stream(await guard._read(context), context)
+                finally:
+                    leave(gate=False)
 
-            return _replace(handler, **{kind: checked_gen})
+            return grpc.stream_stream_rpc_method_handler(
+                writer, request_deserializer=deserializer, response_serializer=handler.response_serializer
+            )
 
-        async def checked(request_or_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
-            denied = guard._denied(context)
-            if denied is not None:
-                await context.abort(_UNAUTHENTICATED, denied)
-            return await inner_any(request_or_iterator, context)
+        async def stream(request_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
+            started = time.perf_counter()
+            await enter(context, started)
+            request = None
+            code = None
+            try:
+                request = await guard._read(context)
+                async for message in inner_stream(request, context):
+                    data = serialize(message)
+                    await guard._check_size(data, context)
+                    yield data
+                code = context.code()
+            except BaseException:
+                code = context.code() or _CANCELLED
+                raise
+            finally:
+                leave()
+                if observe:
+                    guard._finish(name, request, context, started, code)
 
-        return _replace(handler, **{kind: checked})
-
-
-_MAKERS = {
-    "unary_unary": grpc.unary_unary_rpc_method_handler,
-    "unary_stream": grpc.unary_stream_rpc_method_handler,
-    "stream_unary": grpc.stream_unary_rpc_method_handler,
-    "stream_stream": grpc.stream_stream_rpc_method_handler,
-}
-
-
-def _replace(handler: grpc.RpcMethodHandler, **behaviour: Any) -> grpc.RpcMethodHandler:
-    """The same handler (serializers, streaming flags) with another behaviour."""
-    ((kind, fn),) = behaviour.items()
-    return _MAKERS[kind](
-        fn, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
-    )
+        return grpc.stream_stream_rpc_method_handler(stream, request_deserializer=deserializer)

@@ -29,6 +29,7 @@ from gan_contract.proto.gan.v1 import generator_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from . import transport
 from .batching import Dispatcher
 from .config import ServerConfig
 from .errors import add_lenient_service
@@ -178,12 +179,28 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None, worker:
         raise RuntimeError(f"no model could be loaded from {config.models}: {problems}")
 
     metrics = Metrics() if config.metrics_port is not None else None
-    gate = RpcInterceptor(config.token, metrics, lambda name: name in repo.models)
     max_bytes = config.max_message_mb * 1024 * 1024
-    server_options: list[tuple[str, int]] = [
-        ("grpc.max_send_message_length", max_bytes),
-        ("grpc.max_receive_message_length", max_bytes),
-    ]
+    gate = RpcInterceptor(
+        config.token,
+        metrics,
+        lambda name: name in repo.models,
+        max_calls=config.max_calls,
+        message_timeout=config.message_timeout,
+        max_send_bytes=max_bytes,
+    )
+    open_files = transport.raise_open_file_limit()
+    connections = transport.connection_limit(config, open_files)
+    log.info(
+        "limits: %d open files, %d connections, %d streams per connection, %d calls in progress, "
+        "requests up to %d MiB, answers up to %d MiB",
+        open_files,
+        connections,
+        config.max_streams_per_connection,
+        config.max_calls,
+        config.max_request_mb,
+        config.max_message_mb,
+    )
+    server_options = transport.grpc_options(config, connections)
     if worker is not None:  # every process binds the same port(s); the kernel spreads connections
         server_options.append(("grpc.so_reuseport", 1))
     server = grpc.aio.server(interceptors=[gate], options=server_options)
@@ -252,6 +269,8 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None, worker:
         if http_front is not None:
             http_front.serving = True
     reload_task = loop.create_task(reloader.run(config.reload_interval)) if config.reload_interval > 0 else None
+    trimmer = transport.MemoryTrimmer(lambda: gate.started, lambda: gate.active)
+    trim_task = loop.create_task(trimmer.run())
     names = ", ".join(f"{n}:{repo.versions(n)[-1]}" for n in repo.names())
     if worker is not None:
         if not stop.is_set():
@@ -267,6 +286,7 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None, worker:
     log.info("stopping: draining in-flight calls for up to %.1f s", config.grace)
     if reload_task:
         reload_task.cancel()
+    trim_task.cancel()
     await health_servicer.enter_graceful_shutdown()
     # Refuse new calls (UNAVAILABLE, retryable), let accepted ones finish,
     # then stop the transport with whatever grace is left.

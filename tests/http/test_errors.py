@@ -318,14 +318,14 @@ def _raw(address: str, request: bytes, timeout: float = 10) -> bytes:
 
 
 def test_a_body_over_the_limit_is_413_before_it_is_read(http_server) -> None:
-    # Content-Length over the limit (64 MiB): refused on the headers; the body is never sent.
+    # Content-Length over the limit (16 MiB by default): refused on the headers; the body is never sent.
     answer = _raw(
         http_server.http_address,
         b"POST /v2/models/dcgan/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         b"Content-Length: 100000000\r\n\r\n",
     )
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
-    assert b'"error":"body: 100000000 bytes is over this server\'s limit of 67108864 bytes"' in answer
+    assert b'"error":"body: 100000000 bytes is over this server\'s limit of 16777216 bytes"' in answer
 
 
 def test_a_chunked_body_over_the_limit_is_413(bundled_models, tmp_path) -> None:

@@ -67,18 +67,22 @@ def test_token_guards_reflection_but_not_the_probes(token_server) -> None:
             assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
 
-def test_refused_calls_are_not_logged(token_server) -> None:
+def test_refused_calls_are_logged_with_their_code(token_server) -> None:
+    # A call refused on its token is logged like any other, with the code the
+    # client saw (before, refused calls left no line at all).
     with grpc.insecure_channel(token_server.address) as channel:
         stub = pb_grpc.GeneratorStub(channel)
-        with pytest.raises(grpc.RpcError):
+        with pytest.raises(grpc.RpcError) as err:
             stub.Sample(pb.SampleRequest(model="dcgan", count=1), timeout=5, metadata=[("x-request-id", "refused-1")])
+        assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
         stub.Sample(
             pb.SampleRequest(model="dcgan", count=1),
             timeout=5,
             metadata=[("authorization", f"Bearer {TOKEN}"), ("x-request-id", "accepted-1")],
         )
     assert _wait_for(lambda: "request_id=accepted-1" in token_server.log())
-    assert "refused-1" not in token_server.log()
+    # Refused on its headers, so its body (and model) was never read: model=-.
+    assert re.search(r"rpc Sample model=- code=UNAUTHENTICATED ms=\d+\.\d\d request_id=refused-1$", token_server.log(), re.M)
 
 
 def test_access_log_lines_and_request_ids(server) -> None:
