@@ -45,7 +45,9 @@ class RawH2:
     def __init__(self, address: str, timeout: float = 10.0) -> None:
         host, port = address.rsplit(":", 1)
         self.sock = socket.create_connection((host, int(port)), timeout=timeout)
-        self.conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+        self.conn = h2.connection.H2Connection(
+            config=h2.config.H2Configuration(client_side=True, header_encoding="utf-8")
+        )
         self.conn.initiate_connection()
         self.flush()
         self.streams: dict[int, StreamResult] = {}

@@ -200,7 +200,10 @@ def test_a_62_mb_id_is_refused_before_any_work(bundled_models: Path, tmp_path: P
     # "Sent message larger than max (68223020 vs. 67108864)", and the access log said code=OK.
     root = tmp_path / "models"
     shutil.copytree(bundled_models / "dcgan", root / "dcgan")
-    srv = start_server(root, tmp_path / "log", "--log-format", "text")  # the default 64 MiB limit
+    # the 64 MiB limit both ways that the server had by default then
+    srv = start_server(
+        root, tmp_path / "log", "--log-format", "text", "--max-message-mb", "64", "--max-request-mb", "64"
+    )
     try:
         with _channel(srv) as channel:
             stub = ip_grpc.GRPCInferenceServiceStub(channel)

@@ -278,3 +278,30 @@ def test_an_answer_over_the_send_limit_is_logged_with_its_real_code(bundled_mode
         assert _metric(srv, r'gan_requests_total\{code="RESOURCE_EXHAUSTED",method="GetModel"') == 1
     finally:
         stop_server(srv)
+
+
+def test_an_unread_stream_computes_at_most_one_chunk_ahead(bundled_models: Path, tmp_path: Path) -> None:
+    # Attack 4's memory side: 200 SampleStream calls whose client never reads.
+    # Each must hold at most the message gRPC could not send yet and the one
+    # being computed, however long it stays unread.
+    batch, streams = 64, 5
+    srv = _serve(bundled_models, tmp_path, "--max-batch", str(batch))
+    peer = RawH2(srv.address)
+    try:
+        peer.settings()
+        request = pb.SampleRequest(model="dcgan", count=1_000_000).SerializeToString()
+        for _ in range(streams):
+            peer.send_message(peer.open("/gan.v1.Generator/SampleStream"), request)
+        # (the peer never reads from here on: its HTTP/2 windows stay full)
+        deadline = time.monotonic() + 10
+        while _metric(srv, r"gan_images_generated_total") < streams * batch and time.monotonic() < deadline:
+            time.sleep(0.1)  # every stream computes its first chunk
+        time.sleep(1.0)
+        first = _metric(srv, r"gan_images_generated_total")
+        time.sleep(2.0)
+        last = _metric(srv, r"gan_images_generated_total")
+        assert streams * batch <= last <= streams * 2 * batch, (first, last)
+        assert last == first  # and nothing more while it stays unread
+    finally:
+        peer.close()
+        stop_server(srv)

@@ -82,7 +82,9 @@ def test_refused_calls_are_logged_with_their_code(token_server) -> None:
         )
     assert _wait_for(lambda: "request_id=accepted-1" in token_server.log())
     # Refused on its headers, so its body (and model) was never read: model=-.
-    assert re.search(r"rpc Sample model=- code=UNAUTHENTICATED ms=\d+\.\d\d request_id=refused-1$", token_server.log(), re.M)
+    assert re.search(
+        r"rpc Sample model=- code=UNAUTHENTICATED ms=\d+\.\d\d request_id=refused-1$", token_server.log(), re.M
+    )
 
 
 def test_access_log_lines_and_request_ids(server) -> None:

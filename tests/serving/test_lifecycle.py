@@ -130,7 +130,7 @@ def test_stream_is_paced_by_the_reader(server) -> None:
 
 
 def test_oversize_message_is_resource_exhausted(bundled_models: Path, tmp_path: Path) -> None:
-    srv = start_server(bundled_models, tmp_path / "log", "--max-message-mb", "1")
+    srv = start_server(bundled_models, tmp_path / "log", "--max-message-mb", "1", "--max-request-mb", "1")
     try:
         with grpc.insecure_channel(srv.address, options=[("grpc.max_send_message_length", 64 << 20)]) as ch:
             stub = pb_grpc.GeneratorStub(ch)
