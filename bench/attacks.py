@@ -104,6 +104,7 @@ import h2.exceptions  # noqa: E402
 import h2load as h2l  # noqa: E402
 import procs  # noqa: E402
 from gan_contract.proto.gan.v1 import generator_pb2 as pb  # noqa: E402
+from gan_contract.proto.gan.v1 import generator_pb2_grpc as pb_grpc  # noqa: E402
 
 from tests.security.h2raw import REFUSED_STREAM, RawH2  # noqa: E402
 
@@ -240,6 +241,27 @@ class Load:
         self.error: str | None = None
         self.started = self.ended = 0.0
         self.thread = threading.Thread(target=self._run, daemon=True)
+        self.probe_thread = threading.Thread(target=self._probe, daemon=True)
+        self.probe: collections.Counter = collections.Counter()
+        self.probe_ok = 0
+
+    def _probe(self) -> None:
+        """One gRPC client's calls, one after another, while h2load runs: the codes and messages it gets."""
+        import grpc
+
+        metadata = [("x-request-id", f"probe-{self.tag}")]
+        metadata += [tuple(h.split(": ", 1)) for h in self.headers if h.startswith("authorization")]
+        request = pb.SampleRequest(model="dcgan", count=1)
+        with grpc.insecure_channel(self.server.address) as channel:
+            stub = pb_grpc.GeneratorStub(channel)
+            while self.thread.is_alive():
+                try:
+                    stub.Sample(request, timeout=15, metadata=metadata)
+                    self.probe["OK"] += 1
+                    self.probe_ok += 1
+                except grpc.RpcError as exc:
+                    self.probe[f"{exc.code().name}: {(exc.details() or '')[:100]}"] += 1
+                time.sleep(0.1)
 
     def _run(self) -> None:
         self.started = time.monotonic()
@@ -254,10 +276,12 @@ class Load:
     def start(self) -> Load:
         self.before = scrape(self.server)
         self.thread.start()
+        self.probe_thread.start()
         return self
 
     def finish(self) -> dict:
         self.thread.join(200)
+        self.probe_thread.join(30)
         out: dict = {"requests": self.requests, "seconds": round(self.ended - self.started, 2)}
         if self.error:
             out["h2load_error"] = self.error
@@ -281,10 +305,13 @@ class Load:
         if ms:
             out["p50_ms"] = round(ms[(len(ms) - 1) // 2], 2)
         after = scrape(self.server)
-        ok = delta(sample_codes(after, "dcgan"), sample_codes(self.before, "dcgan")).get("OK", 0)
+        # the probe's OK calls are counted in the metrics too
+        ok = delta(sample_codes(after, "dcgan"), sample_codes(self.before, "dcgan")).get("OK", 0) - self.probe_ok
         out["ok"] = ok
+        out["probe"] = dict(self.probe)
+        out["probe_ok"] = self.probe_ok
         out["not_ok"] = self.requests - ok
-        out["images"] = images_generated(after) - images_generated(self.before)
+        out["images"] = images_generated(after) - images_generated(self.before) - self.probe_ok
         codes = access_codes(self.server, self.tag, self.requests - out.get("h2load_failed", 0), timeout=10)
         out["codes"] = codes
         return out
@@ -337,9 +364,11 @@ def connect(address: str) -> Peer:
     return peer
 
 
-def classify(result, stats: collections.Counter) -> None:
+def classify(result, stats: collections.Counter, messages: collections.Counter | None = None) -> None:
     if result.status is not None:
         stats[f"answered {status_name(result.status)}"] += 1
+        if messages is not None:
+            messages[f"{status_name(result.status)}: {result.message[:100]}"] += 1
     elif result.reset == REFUSED_STREAM:
         stats["refused (RST_STREAM REFUSED_STREAM)"] += 1
     elif result.reset is not None:
@@ -354,6 +383,7 @@ def attack_headers(server: h2l.Server, a: argparse.Namespace, ready) -> dict:
     conns: list[Peer] = []
     live: dict[Peer, set[int]] = {}
     stats: collections.Counter = collections.Counter()
+    messages: collections.Counter = collections.Counter()
 
     def fill(c: Peer) -> None:
         while len(live[c]) < a.streams_per_connection and not c.closed:
@@ -382,7 +412,7 @@ def attack_headers(server: h2l.Server, a: argparse.Namespace, ready) -> dict:
             for sid in c.finished:
                 if sid in live[c]:
                     live[c].discard(sid)
-                    classify(c.streams[sid], stats)
+                    classify(c.streams[sid], stats, messages)
             c.finished.clear()
             if c.closed or c.goaway is not None:
                 stats["connections closed by the server" if c.goaway is None else "GOAWAY"] += 1
@@ -395,7 +425,7 @@ def attack_headers(server: h2l.Server, a: argparse.Namespace, ready) -> dict:
     stats["held at the end"] = sum(len(s) for s in live.values())
     for c in conns:
         c.close()
-    return {"seconds": round(time.monotonic() - started, 1), **dict(stats)}
+    return {"seconds": round(time.monotonic() - started, 1), **dict(stats), "messages": messages.most_common(8)}
 
 
 def attack_reset(server: h2l.Server, a: argparse.Namespace, ready) -> dict:
@@ -655,7 +685,7 @@ def run_attack(name: str, a: argparse.Namespace, tmp: Path) -> dict:
             sample_codes(series1, method="SampleStream"), sample_codes(series0, method="SampleStream")
         )
         if name == "unread":
-            unary_images = under["ok"] * a.count
+            unary_images = (under["ok"] + under["probe_ok"]) * a.count
             peer = result["peer"]
             peer["unary_images"] = unary_images
             # images of the unary calls that ran while the streams were held; all of them if the load ended first
@@ -694,7 +724,12 @@ def _codes(load: dict) -> str:
     parts = [f"{v} {k}" for k, v in sorted(bad.items())]
     if load.get("h2load_failed"):
         parts.append(f"{load['h2load_failed']} failed in h2load")
-    return f"{load.get('not_ok', '?')} of {load['requests']}" + (f" ({', '.join(parts)})" if parts else "")
+    text = f"{load.get('not_ok', '?')} of {load['requests']}" + (f" ({', '.join(parts)})" if parts else "")
+    probe = load.get("probe", {})
+    failed = collections.Counter(k.split(":", 1)[0] for k in probe for _ in range(probe[k]) if k != "OK")
+    if probe:
+        text += f"; gRPC probe: {probe.get('OK', 0)} OK" + "".join(f", {v} {k}" for k, v in sorted(failed.items()))
+    return text
 
 
 def _detail(r: dict) -> str:
