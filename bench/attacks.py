@@ -1,6 +1,6 @@
 """gan-server under transport attacks: memory, CPU and normal callers' latency while a hostile peer works.
 
-    .venv/bin/python bench/attacks.py                      # all six attacks, full size (about 8 minutes)
+    .venv/bin/python bench/attacks.py                      # all six attacks, full size (about 7 minutes)
     .venv/bin/python bench/attacks.py --only headers reset --seconds 5 --requests 1000
     .venv/bin/python bench/attacks.py --scale 0.1 --out /tmp/attacks.json
 
@@ -55,6 +55,10 @@ What the figures mean:
   are SampleStream). The codes of the not-OK normal calls come from the access
   log, where the normal calls carry their own ``x-request-id``; HTTP-level
   failures (refused or reset streams, which h2load sees) are listed apart.
+  A gRPC client next to h2load (the probe) calls Sample one call after
+  another while h2load runs and counts the codes and messages it gets,
+  which h2load cannot see (it reads no trailers); its calls are taken off
+  the OK count above.
   The metrics delta by code over the attack (all Sample calls, the attack's
   own included) is in the JSON.
 - per attack: streams opened, refused (RST_STREAM REFUSED_STREAM) and
