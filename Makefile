@@ -16,7 +16,7 @@ PROTO_VENV ?= .venv-proto
 # the browser tests of the playground page (tests/http/test_playground.py).
 DEB_PACKAGES ?= dataset-fashion-mnist chromium chromium-driver
 
-.PHONY: help venv deb-deps test test-slow test-compat demo proto models zoo zoo-table serve lint bench bench-h2load bench-compare docs-figures clean
+.PHONY: help venv deb-deps test test-slow test-compat demo proto models zoo zoo-table serve lint bench bench-h2load bench-compare bench-attacks docs-figures clean
 
 help:
 	@echo "make demo       start the server on the bundled models, sample a grid of 7s"
@@ -29,6 +29,7 @@ help:
 	@echo "make proto      regenerate the gRPC code from protos/"
 	@echo "make bench-h2load  server CPU and latency per request under h2load (installs nghttp2-client)"
 	@echo "make bench-compare gan-server vs TorchServe under h2load, n=256 and c=1 against in process (Java 17)"
+	@echo "make bench-attacks server memory, CPU and unary latency under six transport attacks (installs nghttp2-client)"
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -84,6 +85,12 @@ bench-h2load: $(STAMP)
 bench-compare: $(STAMP)
 	@$(MAKE) --no-print-directory deb-deps DEB_PACKAGES=nghttp2-client
 	$(PY) bench/compare.py --models $(MODELS) --model dcgan --rounds 3 --floor --variant nobatch=--no-batching --variant 'processes2=--processes 2'
+
+# The transport attacks of docs/security.md ("Measured under attack") against a server with
+# the default limits: RSS, CPU, and h2load's unary Sample latency during each (about 8 minutes).
+bench-attacks: $(STAMP)
+	@$(MAKE) --no-print-directory deb-deps DEB_PACKAGES=nghttp2-client
+	$(PY) bench/attacks.py --models $(MODELS) --out bench/out/attacks.json
 
 # Start a server on a free port, sample 64 sevens from the bundled InfoGAN,
 # print the grid's path, stop the server.
