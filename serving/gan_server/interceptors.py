@@ -10,10 +10,14 @@ it is wrapped:
   refused call gets a handler that never reads its request);
 - unary-request methods are served as request-streaming ones, so that the
   wrapper runs on the headers and reads the request itself: it waits at
-  most ``message_timeout`` seconds for it (DEADLINE_EXCEEDED), and a call
-  refused by a limit is never read;
-- the call cap (``max_calls``; the open probes aside): calls over it are
-  answered RESOURCE_EXHAUSTED at once;
+  most ``message_timeout`` seconds for it (DEADLINE_EXCEEDED), and only
+  0.25 s while more than ``max_calls`` calls are waiting for theirs (a
+  flood of calls that send headers only is answered at once, while a
+  normal client, which sends its message with its headers, goes through);
+- the call cap (``max_calls``; the open probes aside) counts calls whose
+  request has arrived, until they finish: calls over it are answered
+  RESOURCE_EXHAUSTED at once, so callers that only send headers cannot
+  take the slots of callers that send requests;
 - drain gate (unary and server-streaming methods but the open probes):
   counts calls in flight and, once draining, refuses new ones with
   UNAVAILABLE;
@@ -67,6 +71,10 @@ _DEADLINE = grpc.StatusCode.DEADLINE_EXCEEDED
 _INVALID = grpc.StatusCode.INVALID_ARGUMENT
 _EOF = grpc.aio.EOF
 _timeout = getattr(asyncio, "timeout", None)  # Python 3.11+
+# How long a call waits for its message while the server is crowded (see _read).
+CROWDED_MESSAGE_TIMEOUT = 0.25
+# How long a call whose client vanished waits for gRPC core's cancellation.
+_CANCEL_WAIT = 0.5
 _ACCESS_FORMAT = "rpc %s model=%s code=%s ms=%.2f request_id=%s"
 # A request id reaches the log as at most this many of these characters;
 # anything else (spaces, "=", control characters) becomes "_".
@@ -130,7 +138,8 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
     ) -> None:
         self.draining = False
         self.in_flight = 0  # sampling calls the drain waits for
-        self.active = 0  # calls the cap counts (all but the open probes)
+        self.active = 0  # calls working on their request: what the cap counts (open probes aside)
+        self.waiting = 0  # calls waiting for their request message (open probes aside)
         self.started = 0  # calls accepted so far (MemoryTrimmer looks at it)
         self.max_calls = max_calls
         self.message_timeout = message_timeout or None
@@ -251,24 +260,58 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
             self._cap_unlogged = 0
         return f"server busy: {self.max_calls} calls in progress (--max-calls); retry later"
 
-    async def _read(self, context: grpc.aio.ServicerContext) -> Any:
-        """The call's one request message, waiting at most ``message_timeout``."""
-        if self.message_timeout is None:
-            request = await context.read()
-        else:
-            try:
-                if _timeout is not None:
-                    async with _timeout(self.message_timeout):
-                        request = await context.read()
-                else:  # Python 3.10
-                    request = await asyncio.wait_for(context.read(), self.message_timeout)
-            except (TimeoutError, asyncio.TimeoutError):
-                await context.abort(
-                    _DEADLINE, f"the request message did not arrive within {self.message_timeout:g} s of the headers"
-                )
+    async def _read(self, context: grpc.aio.ServicerContext, limited: bool) -> Any:
+        """The call's one request message, waiting at most ``message_timeout``.
+
+        While more than ``max_calls`` calls are waiting for their message (a
+        flood of calls that send headers only), a new one waits at most
+        :data:`CROWDED_MESSAGE_TIMEOUT`: a normal client sends its message
+        with its headers, so it is not held up, while the flood's calls are
+        answered at once instead of holding their slots.
+        """
+        timeout = self.message_timeout
+        if limited:
+            if self.max_calls and self.waiting >= self.max_calls:
+                timeout = min(timeout or CROWDED_MESSAGE_TIMEOUT, CROWDED_MESSAGE_TIMEOUT)
+            self.waiting += 1
+        try:
+            if timeout is None:
+                request = await context.read()
+            else:
+                try:
+                    if _timeout is not None:
+                        async with _timeout(timeout):
+                            request = await context.read()
+                    else:  # Python 3.10
+                        request = await asyncio.wait_for(context.read(), timeout)
+                except (TimeoutError, asyncio.TimeoutError):
+                    await context.abort(
+                        _DEADLINE, f"the request message did not arrive within {timeout:g} s of the headers"
+                    )
+        finally:
+            if limited:
+                self.waiting -= 1
         if request is _EOF:
+            # The client went away (its cancellation, on its way from gRPC
+            # core, cancels this task) or half-closed without a message.
+            await asyncio.sleep(_CANCEL_WAIT)
+            if context.cancelled():
+                await context.abort(_CANCELLED, "the call was cancelled before its request message arrived")
             await context.abort(_INVALID, "the call ended before its request message arrived")
         return request
+
+    async def _write(self, context: grpc.aio.ServicerContext, data: bytes) -> None:
+        """Send one stream message; a send that fails because the client went away ends the call as CANCELLED."""
+        try:
+            await context.write(data)
+        except grpc.aio.AbortError:
+            raise
+        except Exception:
+            # gRPC core failed the send: the client is gone. Its cancellation
+            # is on its way and cancels this task; without this wait grpc.aio
+            # would log the failed send as an error of the method.
+            await asyncio.sleep(_CANCEL_WAIT)
+            raise
 
     async def _check_size(self, data: bytes, context: grpc.aio.ServicerContext) -> None:
         if self.max_send_bytes and len(data) > self.max_send_bytes:
@@ -299,28 +342,24 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
         serialize = handler.response_serializer or (lambda message: message)
         deserializer = handler.request_deserializer
 
-        async def enter(context: grpc.aio.ServicerContext, started: float, gate: bool = True) -> None:
-            """Refuse a call over the cap or while draining, before reading it; else count it."""
+        async def enter(context: grpc.aio.ServicerContext, started: float) -> None:
+            """Refuse a call while draining, before reading it; else count it."""
             if limited:
-                if guard.draining and gate:
+                if guard.draining:
                     if observe:
                         guard._finish(name, None, context, started, _UNAVAILABLE)
                     await context.abort(_UNAVAILABLE, "server is shutting down; retry")
-                if guard.max_calls and guard.active >= guard.max_calls:
-                    message = guard._over_cap()
-                    if observe:
-                        guard._finish(name, None, context, started, _EXHAUSTED)
-                    await context.abort(_EXHAUSTED, message)
-                guard.active += 1
-                if gate:
-                    guard.in_flight += 1
+                guard.in_flight += 1
             guard.started += 1
 
-        def leave(gate: bool = True) -> None:
-            if limited:
-                guard.active -= 1
-                if gate:
-                    guard.in_flight -= 1
+        async def admit(context: grpc.aio.ServicerContext) -> bool:
+            """Once the request is read: refuse the call over the cap, else count it as working."""
+            if not limited:
+                return False
+            if guard.max_calls and guard.active >= guard.max_calls:
+                await context.abort(_EXHAUSTED, guard._over_cap())
+            guard.active += 1
+            return True
 
         if handler.unary_unary:
             inner = handler.unary_unary
@@ -330,8 +369,10 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
                 await enter(context, started)
                 request = None
                 code = None
+                working = False
                 try:
-                    request = await guard._read(context)
+                    request = await guard._read(context, limited)
+                    working = await admit(context)
                     data = serialize(await inner(request, context))
                     await guard._check_size(data, context)
                     code = context.code()
@@ -340,7 +381,10 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
                     code = context.code() or _CANCELLED
                     raise
                 finally:
-                    leave()
+                    if working:
+                        guard.active -= 1
+                    if limited:
+                        guard.in_flight -= 1
                     if observe:
                         guard._finish(name, request, context, started, code)
 
@@ -351,33 +395,38 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
             # A handler that writes with context.write() (grpc's health Watch):
             # its messages keep the handler's serializer.
             async def writer(request_iterator: Any, context: grpc.aio.ServicerContext) -> None:
-                await enter(context, time.perf_counter(), gate=False)
-                try:
-                    await inner_stream(await guard._read(context), context)
-                finally:
-                    leave(gate=False)
+                await inner_stream(await guard._read(context, False), context)
 
             return grpc.stream_stream_rpc_method_handler(
                 writer, request_deserializer=deserializer, response_serializer=handler.response_serializer
             )
 
-        async def stream(request_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def stream(request_iterator: Any, context: grpc.aio.ServicerContext) -> None:
             started = time.perf_counter()
             await enter(context, started)
             request = None
             code = None
+            working = False
             try:
-                request = await guard._read(context)
-                async for message in inner_stream(request, context):
-                    data = serialize(message)
-                    await guard._check_size(data, context)
-                    yield data
+                request = await guard._read(context, limited)
+                working = await admit(context)
+                messages = inner_stream(request, context)
+                try:
+                    async for message in messages:
+                        data = serialize(message)
+                        await guard._check_size(data, context)
+                        await guard._write(context, data)
+                finally:
+                    await messages.aclose()
                 code = context.code()
             except BaseException:
                 code = context.code() or _CANCELLED
                 raise
             finally:
-                leave()
+                if working:
+                    guard.active -= 1
+                if limited:
+                    guard.in_flight -= 1
                 if observe:
                     guard._finish(name, request, context, started, code)
 

@@ -269,7 +269,7 @@ async def serve(config: ServerConfig, stop: asyncio.Event | None = None, worker:
         if http_front is not None:
             http_front.serving = True
     reload_task = loop.create_task(reloader.run(config.reload_interval)) if config.reload_interval > 0 else None
-    trimmer = transport.MemoryTrimmer(lambda: gate.started, lambda: gate.active)
+    trimmer = transport.MemoryTrimmer(lambda: gate.started, lambda: gate.active + gate.waiting)
     trim_task = loop.create_task(trimmer.run())
     names = ", ".join(f"{n}:{repo.versions(n)[-1]}" for n in repo.names())
     if worker is not None:

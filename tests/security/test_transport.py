@@ -132,14 +132,17 @@ def test_a_call_whose_message_never_arrives_times_out(limited) -> None:
 
 
 def test_calls_over_the_cap_are_refused_at_once_logged_and_counted(limited) -> None:
-    # Attack 1/4: nothing bounded the calls in progress over all connections.
+    # Attack 4: nothing bounded the calls in progress. Here unread streams
+    # (their request sent, their answers never read) hold every slot.
     before = _metric(limited, r'gan_requests_total\{code="RESOURCE_EXHAUSTED",method="Sample"')
+    request = pb.SampleRequest(model="dcgan", count=1_000_000).SerializeToString()
     peers = [RawH2(limited.address) for _ in range(2)]
     try:
         for peer in peers:
             peer.settings()
-        held = [(peer, peer.open(SAMPLE)) for peer in peers for _ in range(MAX_CALLS // 2)]
-        time.sleep(0.3)  # the server has started all of them
+            for _ in range(MAX_CALLS // 2):
+                peer.send_message(peer.open("/gan.v1.Generator/SampleStream"), request)
+        time.sleep(0.5)  # the server has started all of them
         started = time.monotonic()
         with pytest.raises(grpc.RpcError) as err:
             _sample(limited)
@@ -150,16 +153,48 @@ def test_calls_over_the_cap_are_refused_at_once_logged_and_counted(limited) -> N
         with grpc.insecure_channel(limited.address) as channel:
             health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
         assert health.status == health_pb2.HealthCheckResponse.SERVING
-        # once the held calls time out, calls are served again
-        for peer, sid in held:
-            assert peer.wait(lambda p=peer, s=sid: p.streams[s].status is not None, MESSAGE_TIMEOUT + 3)
     finally:
         for peer in peers:
             peer.close()
-    assert len(_sample(limited).images) == 28 * 28
+    # once the streams' client is gone, calls are served again
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            assert len(_sample(limited).images) == 28 * 28
+            break
+        except grpc.RpcError as exc:
+            assert exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and time.monotonic() < deadline
+            time.sleep(0.2)
     assert _wait_log(limited, "call limit reached: 6 calls in progress (--max-calls 6)")
-    assert _wait_log(limited, "rpc Sample model=- code=RESOURCE_EXHAUSTED")
+    assert _wait_log(limited, "rpc Sample model=dcgan code=RESOURCE_EXHAUSTED")
     assert _metric(limited, r'gan_requests_total\{code="RESOURCE_EXHAUSTED",method="Sample"') >= before + 1
+
+
+def test_calls_that_send_only_headers_do_not_take_the_slots_of_those_that_send_requests(limited) -> None:
+    # Attack 1: 40 connections x 100 header-only streams. They wait for their
+    # message outside the cap; once more than --max-calls wait, a new one
+    # waits 0.25 s only, while a normal call (message sent with the headers)
+    # is served.
+    peers = [RawH2(limited.address) for _ in range(3)]
+    try:
+        for peer in peers:
+            peer.settings()
+        held = [(peer, peer.open(SAMPLE)) for peer in peers[:2] for _ in range(MAX_CALLS // 2)]
+        time.sleep(0.3)  # the server waits for all of them now
+        assert len(_sample(limited).images) == 28 * 28
+        opened = time.monotonic()
+        crowded = [peers[2].open(SAMPLE) for _ in range(2)]
+        assert peers[2].wait(lambda: all(peers[2].streams[s].status is not None for s in crowded), 3.0)
+        assert time.monotonic() - opened < MESSAGE_TIMEOUT
+        for sid in crowded:
+            assert peers[2].streams[sid].status == DEADLINE_EXCEEDED
+            assert "did not arrive within 0.25 s" in peers[2].streams[sid].message
+        for peer, sid in held:  # the first ones keep the full timeout
+            assert peer.wait(lambda p=peer, s=sid: p.streams[s].status is not None, MESSAGE_TIMEOUT + 3)
+            assert "did not arrive within 1 s" in peer.streams[sid].message
+    finally:
+        for peer in peers:
+            peer.close()
 
 
 def test_an_idle_connection_is_closed(limited) -> None:
@@ -305,3 +340,29 @@ def test_an_unread_stream_computes_at_most_one_chunk_ahead(bundled_models: Path,
     finally:
         peer.close()
         stop_server(srv)
+
+
+def test_a_client_that_goes_away_is_logged_as_cancelled_without_errors(limited) -> None:
+    # Before: a client that closed its connection before sending its request
+    # was logged INVALID_ARGUMENT, and a stream whose send failed because its
+    # client had gone logged "ExecuteBatchError raised in core" with a traceback.
+    log_before = limited.log()
+    request = pb.SampleRequest(model="dcgan", count=1_000_000).SerializeToString()
+    peer = RawH2(limited.address)
+    peer.settings()
+    for _ in range(2):
+        peer.open(SAMPLE, metadata=(("x-request-id", "gone-unary"),))
+        peer.send_message(peer.open("/gan.v1.Generator/SampleStream", (("x-request-id", "gone-stream"),)), request)
+    time.sleep(0.5)
+    peer.close()
+    assert _wait_log(limited, "code=CANCELLED")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        new = limited.log()[len(log_before) :]
+        if new.count("request_id=gone-unary") == 2 and new.count("request_id=gone-stream") == 2:
+            break
+        time.sleep(0.1)
+    lines = [line for line in new.splitlines() if "request_id=gone-" in line]
+    assert len(lines) == 4, new[-3000:]
+    assert all("code=CANCELLED" in line for line in lines), lines
+    assert "Traceback" not in new and " ERROR " not in new, new[-3000:]
