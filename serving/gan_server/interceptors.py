@@ -361,6 +361,15 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
             guard.active += 1
             return True
 
+        def leave(working: bool, request: Any, context: grpc.aio.ServicerContext, started: float, code: Any) -> None:
+            """Uncount a finished call; its access-log line and metrics."""
+            if working:
+                guard.active -= 1
+            if limited:
+                guard.in_flight -= 1
+            if observe:
+                guard._finish(name, request, context, started, code)
+
         if handler.unary_unary:
             inner = handler.unary_unary
 
@@ -381,12 +390,7 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
                     code = context.code() or _CANCELLED
                     raise
                 finally:
-                    if working:
-                        guard.active -= 1
-                    if limited:
-                        guard.in_flight -= 1
-                    if observe:
-                        guard._finish(name, request, context, started, code)
+                    leave(working, request, context, started, code)
 
             return grpc.stream_unary_rpc_method_handler(unary, request_deserializer=deserializer)
 
@@ -423,11 +427,6 @@ class RpcInterceptor(grpc.aio.ServerInterceptor):
                 code = context.code() or _CANCELLED
                 raise
             finally:
-                if working:
-                    guard.active -= 1
-                if limited:
-                    guard.in_flight -= 1
-                if observe:
-                    guard._finish(name, request, context, started, code)
+                leave(working, request, context, started, code)
 
         return grpc.stream_stream_rpc_method_handler(stream, request_deserializer=deserializer)
