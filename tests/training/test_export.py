@@ -230,3 +230,86 @@ def test_new_exports_record_the_vectorised_latent_scheme(exported, tmp_path: Pat
     assert load_manifest(tmp_path / "old" / "1").latent_scheme == "philox4x64-per-image"
     bad = CliRunner().invoke(main, ["export", str(run), "--repo", str(tmp_path), "--latent-scheme", "mt19937"])
     assert bad.exit_code == 2 and "--latent-scheme" in bad.output
+
+
+# The weight choice: a run that kept a weight average has two generators, and
+# `--weights auto` ships the one with the lower FLD. After one tiny epoch both
+# draw noise, so each test replaces one of them with a generator that draws a
+# plain white image (its last layer's weights zeroed, its bias 10: tanh
+# saturates), which is far from the noise in FLD. Which of the two is better
+# is judged independently: `gan-train eval`'s evaluation (ONNX Runtime, the
+# served codes, 2,000 images of seed 0) of each forced export.
+
+
+@pytest.fixture(scope="module")
+def ema_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.set_num_threads(1)
+    return fit(tiny_config("dcgan", tmp_path_factory.mktemp("ema") / "run", epochs=1, g_ema=0.9), progress=False)
+
+
+def _with_white(run: Path, key: str, out: Path) -> Path:
+    """A copy of ``run`` whose state[key] generator draws a plain white image."""
+    ckpt = load_checkpoint(run)
+    last = "net.up2."  # the DCGAN generator's output layer
+    ckpt["state"][key] = {
+        k: (torch.zeros_like(v) if k.endswith("weight") else torch.full_like(v, 10.0)) if k.startswith(last) else v
+        for k, v in ckpt["state"][key].items()
+    }
+    out.mkdir(parents=True)
+    torch.save(ckpt, out / "checkpoint.pt")
+    return out
+
+
+def _shipped_equals(version_dir: Path, run: Path, weights: str) -> bool:
+    """Whether the ONNX file in ``version_dir`` computes the run's ``weights`` generator."""
+    ckpt = load_checkpoint(run)
+    g_cfg = GeneratorConfig(**ckpt["generator_config"])
+    (z,) = example_inputs(g_cfg, 8, seed=3)
+    with torch.no_grad():
+        expected = load_generator(ckpt, weights)(z).numpy()
+    return bool(np.abs(_session(version_dir).run(["images"], {"z": z.numpy()})[0] - expected).max() <= 1e-4)
+
+
+@pytest.mark.parametrize("white", ["generator_ema", "generator"])
+def test_auto_weights_ship_the_generator_with_the_lower_fld(ema_run, tmp_path: Path, white: str) -> None:
+    from gan_training.evaluation import evaluate_model_dir
+
+    run = _with_white(ema_run, white, tmp_path / "run")
+    fld = {
+        w: evaluate_model_dir(export_run(run, repo=tmp_path / w, name="m", evaluate=False, torch_export=False,
+                                         weights=w), fld_samples=2_000)["fld"]
+        for w in ("ema", "raw")
+    }
+    best, worst = sorted(fld, key=fld.get)
+    assert fld[worst] > 2 * fld[best]  # the gap that makes the choice unambiguous
+    version_dir = export_run(run, repo=tmp_path / "auto", name="m", evaluate=False, torch_export=False)
+    manifest = load_manifest(version_dir)
+    choice = manifest.metrics["weight_choice"]
+    assert manifest.training["weights"] == best and choice["weights"] == best
+    assert choice["fld"][best] < choice["fld"][worst] and choice["rule"] == "auto: the lower FLD"
+    assert choice["samples"] == export_mod.CHOICE_SAMPLES and choice["seed"] != 0  # not eval's seed
+    assert _shipped_equals(version_dir, run, best) and not _shipped_equals(version_dir, run, worst)
+
+
+def test_forced_weights_are_shipped_and_recorded(ema_run, tmp_path: Path) -> None:
+    run = _with_white(ema_run, "generator", tmp_path / "run")
+    for w, other in (("ema", "raw"), ("raw", "ema")):
+        version_dir = export_run(run, repo=tmp_path / w, name="m", evaluate=False, torch_export=False, weights=w)
+        manifest = load_manifest(version_dir)
+        assert manifest.training["weights"] == w and manifest.metrics["weight_choice"]["rule"] == f"--weights {w}"
+        assert _shipped_equals(version_dir, run, w) and not _shipped_equals(version_dir, run, other)
+
+
+def test_asking_for_an_average_the_run_never_kept_names_the_run(exported, tmp_path: Path) -> None:
+    run, version_dir = exported["dcgan"]  # trained without --g-ema
+    result = CliRunner().invoke(main, ["export", str(run), "--repo", str(tmp_path), "--name", "m", "--weights", "ema"])
+    assert result.exit_code == 1 and str(run) in result.output and "--g-ema" in result.output
+    assert not (tmp_path / "m" / "1").exists()
+    assert load_manifest(version_dir).training["weights"] == "raw"
+
+
+def test_infogan_keeps_the_average_its_category_map_was_measured_on(exported) -> None:
+    _, version_dir = exported["infogan"]
+    manifest = load_manifest(version_dir)
+    assert manifest.training["weights"] == "ema"
+    assert "category" in manifest.metrics["weight_choice"]["rule"] and "fld" not in manifest.metrics["weight_choice"]

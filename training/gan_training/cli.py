@@ -23,7 +23,7 @@ from gan_contract.latents import LATENT_SCHEMES
 from gan_contract.manifest import ManifestError
 
 from .config import TrainConfig
-from .export import EXPORT_LATENT_SCHEME
+from .export import EXPORT_LATENT_SCHEME, WEIGHTS
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
@@ -72,9 +72,12 @@ def fit(resume: bool, no_progress: bool, **settings) -> None:
 @click.option("--no-torch-export", is_flag=True, help="Leave out model.pt2 (no server backend reads it).")
 @click.option("--latent-scheme", type=click.Choice(LATENT_SCHEMES), default=EXPORT_LATENT_SCHEME, show_default=True,
               help="How seeds become latent codes (docs/api.md, Seeds); recorded in the manifest.")
+@click.option("--weights", type=click.Choice(WEIGHTS), default="auto", show_default=True,
+              help="Ship the weight average (ema), the raw generator (raw), or, for a run that kept both, "
+              "whichever has the lower FLD on 5,000 images (auto); recorded in the manifest.")
 def export(run_dir: str, repo: str, name: str, version: str | None, overwrite: bool, formats: tuple[str, ...],
            mar_out: str, triton_out: str, triton_max_batch_size: int, triton_max_queue_delay_us: int,
-           no_torch_export: bool, latent_scheme: str) -> None:
+           no_torch_export: bool, latent_scheme: str, weights: str) -> None:
     """Export RUN_DIR's generator (ONNX, TorchScript, torch.export + manifest)."""
     from .export import ExportError, export_run
     from .interop.torchserve import MarError
@@ -82,7 +85,7 @@ def export(run_dir: str, repo: str, name: str, version: str | None, overwrite: b
     try:
         path = export_run(
             run_dir, repo=repo, name=name, version=version, overwrite=overwrite, torch_export=not no_torch_export,
-            latent_scheme=latent_scheme,
+            latent_scheme=latent_scheme, weights=weights,
         )
         sizes = ", ".join(f"{p.name} {p.stat().st_size / 1e6:.2f} MB" for p in sorted(path.iterdir()))
         click.echo(f"exported {path} ({sizes})")

@@ -28,6 +28,7 @@ import tempfile
 import warnings
 import zipfile
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +47,12 @@ from gan_contract.manifest import (
     write_manifest,
 )
 
+from .classifier import JUDGE_DATASET, judge, load_classifier
 from .config import TrainConfig
 from .data import dataset_info
+from .evaluation import evaluate_model_dir, real_reference
 from .models import GeneratorConfig, LatentMean, build_generator, build_net, count_parameters
+from .quality import feature_stats, frechet_distance
 from .trainer import load_checkpoint
 
 # New exports draw codes with the vectorised scheme (arrays of Philox4x32 words,
@@ -71,12 +75,71 @@ def next_version(model_dir: Path) -> str:
     return str(max(versions, default=0) + 1)
 
 
-def load_generator(ckpt: dict[str, Any]) -> torch.nn.Module:
-    """The generator to ship: the weight average when the run kept one."""
+WEIGHTS = ("auto", "ema", "raw")
+# ``--weights auto`` judges both generators on this many images of their own
+# (z from a seed other than the 0 that `gan-train eval` reports on, so that
+# the choice is not tuned on the published number).
+CHOICE_SAMPLES = 5_000
+CHOICE_SEED = 1
+
+
+def load_generator(ckpt: dict[str, Any], weights: str = "ema") -> torch.nn.Module:
+    """The run's generator: its weight average (``"ema"``, the raw weights
+    when the run kept none) or the raw weights (``"raw"``)."""
     generator = build_generator(GeneratorConfig(**ckpt["generator_config"]))
     state = ckpt["state"]
-    generator.load_state_dict(state.get("generator_ema", state["generator"]))
+    key = "generator_ema" if weights == "ema" and "generator_ema" in state else "generator"
+    generator.load_state_dict(state[key])
     return generator.eval()
+
+
+@torch.no_grad()
+def generator_fld(generator: torch.nn.Module, g_cfg: GeneratorConfig, dataset: str,
+                  samples: int = CHOICE_SAMPLES, seed: int = CHOICE_SEED) -> float:
+    """FLD of ``samples`` images of the PyTorch generator against the dataset's
+    reference (the same judge and reference as `gan-train eval`)."""
+    classifier = load_classifier(dataset=JUDGE_DATASET[dataset])
+    inputs = example_inputs(g_cfg, samples, seed=seed)
+    feats = [
+        judge(generator(*(x[i : i + 500] for x in inputs)).clamp(-1, 1), classifier)[1]
+        for i in range(0, samples, 500)
+    ]
+    _, _, real_mu, real_sigma = real_reference(dataset)
+    return frechet_distance(*feature_stats(np.concatenate(feats)), real_mu, real_sigma)
+
+
+def choose_weights(ckpt: dict[str, Any], dataset: str, weights: str = "auto", where: str = "run",
+                   pinned_by: str = "") -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The generator to ship and a record of why.
+
+    A run that kept a weight average (``--g-ema``) has two generators. The
+    average is usually the better one, but averaging a generator that hops
+    between modes blurs it, so ``auto`` ships whichever has the lower FLD on
+    CHOICE_SAMPLES images (datasets a classifier judges; elsewhere, or when
+    ``pinned_by`` gives a reason, the average). ``ema`` and ``raw`` force one."""
+    if weights not in WEIGHTS:
+        raise ExportError(f"{where}: --weights must be one of {', '.join(WEIGHTS)}, not {weights!r}")
+    has_ema = "generator_ema" in ckpt["state"]
+    if not has_ema:
+        if weights == "ema":
+            raise ExportError(f"{where}: the run kept no weight average (trained without --g-ema); use --weights raw")
+        return load_generator(ckpt, "raw"), {"weights": "raw", "rule": "the run kept no weight average"}
+    if weights != "auto":
+        return load_generator(ckpt, weights), {"weights": weights, "rule": f"--weights {weights}"}
+    if pinned_by:
+        return load_generator(ckpt, "ema"), {"weights": "ema", "rule": f"the average: {pinned_by}"}
+    if dataset not in JUDGE_DATASET:
+        return load_generator(ckpt, "ema"), {"weights": "ema", "rule": f"the average: no classifier judges {dataset}"}
+    g_cfg = GeneratorConfig(**ckpt["generator_config"])
+    fld = {w: generator_fld(load_generator(ckpt, w), g_cfg, dataset) for w in ("ema", "raw")}
+    pick = "raw" if fld["raw"] < fld["ema"] else "ema"
+    return load_generator(ckpt, pick), {
+        "weights": pick,
+        "rule": "auto: the lower FLD",
+        "fld": {w: round(v, 3) for w, v in fld.items()},
+        "samples": CHOICE_SAMPLES,
+        "seed": CHOICE_SEED,
+    }
 
 
 def example_inputs(g_cfg: GeneratorConfig, batch: int, seed: int = 0) -> tuple[torch.Tensor, ...]:
@@ -258,12 +321,15 @@ def export_run(
     evaluate: bool = True,
     torch_export: bool = True,
     latent_scheme: str = EXPORT_LATENT_SCHEME,
+    weights: str = "auto",
 ) -> Path:
     """Export ``run_dir``'s latest checkpoint to ``repo/name/version``.
 
     ``torch_export=False`` leaves out model.pt2 (no server backend reads it;
     the model zoo drops it to stay small). ``latent_scheme`` is recorded in
     the manifest and decides how the server turns seeds into codes.
+    ``weights`` picks the weight average or the raw generator (choose_weights);
+    the manifest records which (training.weights, metrics.weight_choice).
     """
     run_dir = Path(run_dir)
     ckpt = load_checkpoint(run_dir)
@@ -276,7 +342,9 @@ def export_run(
     final_dir = model_dir / version
     if final_dir.exists() and not overwrite:
         raise FileExistsError(f"{final_dir} exists; pass --overwrite or another --version")
-    generator = load_generator(ckpt)
+    generator, weight_choice = choose_weights(
+        ckpt, cfg.dataset, weights, where=str(run_dir), pinned_by=variant.average_pinned_by
+    )
     evaluation = dict(ckpt.get("evaluation") or {})
 
     info = dataset_info(cfg.dataset)
@@ -318,6 +386,7 @@ def export_run(
             "lr_g": cfg.lr_g,
             "lr_d": cfg.lr_d,
             "g_ema": cfg.g_ema,
+            "weights": weight_choice["weights"],
             "lr_decay_start": cfg.lr_decay_start,
             "num_threads": cfg.num_threads,
             "betas": [cfg.beta1, cfg.beta2],
@@ -352,14 +421,11 @@ def export_run(
                 "onnx_parity": parity,
                 **({"encoder_onnx_parity": encoder_parity} if encoder_parity else {}),
                 "training_eval": _compact(evaluation),
+                "weight_choice": weight_choice,
             },
         )
         write_manifest(staging, manifest)
         if evaluate and cfg.dataset in ("mnist", "mnist-idx"):  # the judge knows digits only
-            from dataclasses import replace
-
-            from .evaluation import evaluate_model_dir
-
             result = evaluate_model_dir(staging)
             result.pop("confusion", None)
             result.pop("model", None)

@@ -25,7 +25,8 @@ small file that overrides only what differs and registers itself with
   ``update_g``; how many D updates precede each G update: ``critic_steps``
   (WGAN's warm-up);
 * what export asks of a variant: ``conditioning``, ``has_encoder``,
-  ``manifest_hyperparameters``, ``manifest_conditioning``.
+  ``manifest_hyperparameters``, ``manifest_conditioning``,
+  ``average_pinned_by``.
 """
 
 from __future__ import annotations
@@ -109,9 +110,13 @@ class Variant:
     conditioning: ClassVar[str] = "none"
     has_encoder: ClassVar[bool] = False
     manifest_hyperparameters: ClassVar[tuple[str, ...]] = ()
+    # Why export must ship the weight average rather than pick by FLD
+    # (``--weights auto``), when the manifest holds facts measured on it.
+    average_pinned_by: ClassVar[str] = ""
 
     # An exponential moving average of G's weights (cfg.g_ema > 0), which is
-    # what generate() samples from and what gets exported.
+    # what generate() samples from; export ships it or the raw G, whichever
+    # has the lower FLD (export.choose_weights).
     G_ema: AveragedModel | None = None
 
     @classmethod

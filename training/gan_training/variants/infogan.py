@@ -67,6 +67,7 @@ class InfoGAN(ConditionalMixin, Variant):
     supports_points = False  # the codes are read off images
     supports_pack = False
     pack_refusal = "Q reads each sample's own codes off its image, and shares D's body"
+    average_pinned_by = "the category->digit map was measured on the weight average during training"
     num_categories = 10
     num_continuous = 2
     continuous_range = (-1.0, 1.0)
