@@ -275,8 +275,9 @@ def test_first_index_bounds(dcgan: Manifest) -> None:
 
 @pytest.mark.parametrize("first", [2**63 - 1, 2**63, 2**64 - 1 - 4])
 def test_streams_high_in_the_index_range_are_their_own(dcgan: Manifest, first: int) -> None:
-    # Image i is the Philox stream with key = seed and counter (0, 0, first_index + i, 0), for any
-    # index the planner accepts; no two images of a request share a stream.
+    # Per-image scheme: image i is the Philox stream with key = seed and counter (0, 0, first_index + i, 0),
+    # for any index the planner accepts; no two images of a request share a stream.
+    dcgan = dataclasses.replace(dcgan, latent_scheme="philox4x64-per-image")  # the bundled dcgan may name the other scheme
     count = 4
     plan = plan_request(dcgan, SampleSpec(count=count, seed=7, first_index=first))
     z = model_inputs(dcgan, plan, 0, count)[0]["z"]

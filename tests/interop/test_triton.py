@@ -11,6 +11,7 @@ images for the same seed.
 from __future__ import annotations
 
 import dataclasses
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +19,10 @@ import pytest
 
 onnx = pytest.importorskip("onnx")
 from gan_contract.images import to_uint8
-from gan_contract.latents import draw_codes
+from gan_contract.latents import draw
 from gan_contract.manifest import load_manifest
 from gan_contract.request import SampleSpec
+from gan_contract.request import draw as draw_request_codes
 from gan_server.repository import ModelRepository
 from gan_training.interop.triton import TritonExportError, write_triton_repo
 from google.protobuf import text_format
@@ -162,7 +164,8 @@ def client_inputs(manifest, n: int, seed: int, fixed: int | None = None) -> dict
     """The inputs README.txt tells a client to send, shaped as Triton's config says."""
     cond = manifest.conditioning
     k = len(cond.class_names) if cond.kind == "class" else cond.num_categories if cond.kind == "infogan" else 0
-    codes = draw_codes(
+    codes = draw(
+        manifest.latent_scheme,
         seed,
         0,
         n,
@@ -222,7 +225,17 @@ def test_readme_states_the_contract(name: str, triton_repo: Path, bundled_models
     manifest = load_manifest(latest(bundled_models, name))
     text = (triton_repo / name / "README.txt").read_text()
     img = manifest.image
-    assert "draw_codes(" in text and f"dim={manifest.latent.dim}" in text
+    assert f'draw("{manifest.latent_scheme}"' in text and f"dim={manifest.latent.dim}" in text
+    # The README's own snippet, run as a client would, draws the server planner's codes
+    # (the bundled models name both schemes, so this covers each README variant).
+    lines = text.splitlines()
+    start = lines.index("    from gan_contract.latents import draw")
+    snippet = textwrap.dedent("\n".join(lines[start : lines.index("", start)]))
+    scope = {"seed": 5, "first_index": 3, "n": 4}
+    exec(snippet, scope)
+    want = draw_request_codes(manifest, 5, 3, 4)
+    np.testing.assert_array_equal(scope["codes"].z, want.z)
+    np.testing.assert_array_equal(scope["codes"].category, want.category)
     assert f"FP32 (N, {img.channels}, {img.height}, {img.width})" in text
     kind = manifest.conditioning.kind
     assert ("label" in text) == (kind == "class")

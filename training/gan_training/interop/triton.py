@@ -189,6 +189,19 @@ def check_onnx_graph(path: Path, manifest: Manifest) -> None:
 # -- README.txt -----------------------------------------------------------------------
 
 
+# How each latent scheme (the manifest's latent_scheme; docs/api.md, Seeds) draws image i.
+SCHEME_NOTES = {
+    "philox4x64-per-image": [
+        "Image i uses numpy's Philox generator keyed by the seed, counter (0, 0, first_index + i, 0),",
+        "drawing z, then the categorical index, then the continuous codes (docs/model-repository.md).",
+    ],
+    "philox4x32-vectorised": [
+        "Image i's codes are Philox4x32-10 words keyed by the seed and counted by (image, block,",
+        "stream), computed for the whole batch at once (docs/api.md, Seeds).",
+    ],
+}
+
+
 def readme(manifest: Manifest, name: str) -> str:
     cond = manifest.conditioning
     img = manifest.image
@@ -202,13 +215,12 @@ def readme(manifest: Manifest, name: str) -> str:
         "for seed s, draw them with the platform's seed scheme (pip install gan-platform;",
         "gan_contract.latents needs numpy only):",
         "",
-        "    from gan_contract.latents import draw_codes",
-        f"    codes = draw_codes(seed, first_index, n, dim={manifest.latent.dim},",
-        f"                       num_categories={num_classes(manifest.conditioning)}, num_continuous={cond.num_continuous},",
-        f"                       continuous_range={tuple(cond.continuous_range)})",
+        "    from gan_contract.latents import draw",
+        f'    codes = draw("{manifest.latent_scheme}", seed, first_index, n, dim={manifest.latent.dim},',
+        f"                 num_categories={num_classes(manifest.conditioning)}, num_continuous={cond.num_continuous},",
+        f"                 continuous_range={tuple(cond.continuous_range)})",
         "",
-        "Image i uses numpy's Philox generator keyed by the seed, counter (0, 0, first_index + i, 0),",
-        "drawing z, then the categorical index, then the continuous codes (docs/model-repository.md).",
+        *SCHEME_NOTES[manifest.latent_scheme],
         "Always pass all the arguments above: they decide how many numbers each image draws.",
         "",
         "Inputs (batch axis first, up to max_batch_size rows per request):",
