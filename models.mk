@@ -55,12 +55,16 @@ infogan:
 	$(EXPORT)
 
 # Plain InfoGAN: no labels; category -> digit found afterwards by Hungarian
-# matching with the project classifier. Q's losses train only its head
-# (--q-head-only), which matched digits best of the settings tried (see
-# docs/training.md).
+# matching with the project classifier. Chen et al.'s MNIST objective and
+# D (their Table 1): Q's losses train the body it shares with D, a 1024-unit
+# fully connected layer in that body, a unit-variance Gaussian for the
+# continuous codes and lambda = 1 for both codes; G stays the bundled size
+# (no 1024-unit layer: it would add 13 MB per file). 100 epochs: matched
+# accuracy 73 % where Q training only its head (--q-head-only) gave 39 %.
 infogan-unsupervised:
 	rm -rf $(RUNS)/$@
-	$(FIT) --variant infogan --seed 1 --epochs 40 --g-ema 0.999 --q-head-only --out $(RUNS)/$@
+	$(FIT) --variant infogan --seed 1 --epochs 100 --g-ema 0.999 --eval-every 3 --d-hidden 1024 \
+	  --q-trains-body --q-fixed-variance --lambda-cat 1 --lambda-cont 1 --out $(RUNS)/$@
 	$(EXPORT)
 
 # ---------------------------------------------------------------------------
@@ -84,8 +88,9 @@ EXTRA_gan := --mlp-hidden 256 --d-dropout 0.5 --lr-decay-start 0.5 --eval-every 
 # epochs; a hand-picked 0.3 with the pulling-away term gave digit shapes.
 # Now the margin follows the real energy (MAGAN's rule, the default without
 # --margin) and the pulling-away term is on by default (--pt-weight 0.1).
-EPOCHS_ebgan := 40
-EXTRA_ebgan :=
+# 10,000 G updates with the rates decaying over the second half: FLD 3.81,
+# where 40 constant-rate epochs (3,120 G updates) gave 7.83.
+EXTRA_ebgan := --g-steps 10000 --lr-decay-start 0.5 --eval-every 20
 # Both WGANs take 5 critic steps per G step, so an epoch is 16 G updates:
 # after 100 epochs (1,560 G updates) their samples were still noise or grey
 # strokes. Budgets in G updates, as their papers give them. wgan: 5,000,
@@ -106,6 +111,9 @@ EXTRA_wgan-gp := --g-steps 4000 --lr-g 2e-4 --lr-d 2e-4 --beta1 0.5 --beta2 0.9
 EXTRA_lsgan := --g-steps 6000 --lr-decay-start 0.5 --eval-every 10
 EXTRA_sngan := --g-steps 12000 --lr-decay-start 0.5 --eval-every 20
 EXTRA_fgan := --g-steps 12000 --lr-decay-start 0.5 --eval-every 20
+# vaegan: 6,000 G updates, decaying over the second half: FLD 8.66 (30
+# constant-rate epochs: 10.08).
+EXTRA_vaegan := --g-steps 6000 --lr-decay-start 0.5 --eval-every 20
 
 $(ZOO_MNIST):
 	rm -rf $(RUNS)/$@

@@ -166,8 +166,8 @@ def test_label_on_a_class_model(fashion: Manifest, cgan: Manifest) -> None:
 
 
 def test_digit_on_infogan_goes_through_the_category_map(unsupervised: Manifest, infogan: Manifest) -> None:
-    # infogan-unsupervised: category_to_digit = [9, 6, 5, 1, 7, 2, 3, 4, 8, 0]
-    assert unsupervised.conditioning.category_to_digit == (9, 6, 5, 1, 7, 2, 3, 4, 8, 0)
+    # A map such as Hungarian matching gives (the bundled model's own changes with each retraining).
+    unsupervised = _with_conditioning(unsupervised, category_to_digit=(9, 6, 5, 1, 7, 2, 3, 4, 8, 0))
     expected = {9: 0, 6: 1, 5: 2, 1: 3, 7: 4, 2: 5, 3: 6, 4: 7, 8: 8, 0: 9}
     assert {d: class_for_digit(unsupervised, d) for d in range(10)} == expected
     # the semi-supervised model's map is the identity
@@ -176,6 +176,7 @@ def test_digit_on_infogan_goes_through_the_category_map(unsupervised: Manifest, 
 
 def test_label_on_infogan_is_its_digit_through_the_map(unsupervised: Manifest) -> None:
     # class_names are the digits' names; label "1" is digit 1, drawn by category 3
+    unsupervised = _with_conditioning(unsupervised, category_to_digit=(9, 6, 5, 1, 7, 2, 3, 4, 8, 0))
     assert class_for_label(unsupervised, "1") == 3
     assert class_for_label(unsupervised, "0") == 9
 
