@@ -60,6 +60,27 @@ def test_onnx_runtime_matches_pytorch(exported, name: str, batch: int) -> None:
     assert np.abs(got - want).max() <= 1e-4
 
 
+def test_upsampling_generator_exports_and_matches_pytorch(tmp_path: Path) -> None:
+    """--g-resize upsample: nearest x2 then a 3x3 convolution in place of
+    each transposed convolution. The ONNX graph grows with Resize nodes
+    (no ConvTranspose), serves the same images as PyTorch, and the
+    manifest records the choice; D's dropout never reaches the export."""
+    run = fit(tiny_config("dcgan", tmp_path / "run", epochs=1, g_resize="upsample", d_dropout=0.25), progress=False)
+    version_dir = export_run(run, repo=tmp_path / "models", name="dcgan-up")
+    ops = {n.op_type for n in onnx.load(str(version_dir / "model.onnx")).graph.node}
+    assert "Resize" in ops and "ConvTranspose" not in ops
+    generator, g_cfg = _generator(run)
+    assert g_cfg.resize == "upsample"
+    args = example_inputs(g_cfg, 16, seed=7)
+    session = _session(version_dir)
+    got = session.run(["images"], {i.name: a.numpy() for i, a in zip(session.get_inputs(), args)})[0]
+    with torch.no_grad():
+        want = generator(*args).numpy()
+    assert got.shape == (16, 1, 28, 28) and np.abs(got - want).max() <= 1e-4
+    training = load_manifest(version_dir).training
+    assert training["g_resize"] == "upsample" and training["d_dropout"] == 0.25
+
+
 # Eval-mode BatchNorm uses stored statistics, so each sample is computed
 # independently of the others and a latent must give the same image alone or
 # in a batch. Exact equality is too strict: convolution and GEMM kernels block
@@ -221,8 +242,17 @@ def test_new_exports_record_the_vectorised_latent_scheme(exported, tmp_path: Pat
     # the per-image scheme can still be asked for; it is the manifest default, so it is not written
     result = CliRunner().invoke(
         main,
-        ["export", str(run), "--repo", str(tmp_path), "--name", "old", "--no-torch-export",
-         "--latent-scheme", "philox4x64-per-image"],
+        [
+            "export",
+            str(run),
+            "--repo",
+            str(tmp_path),
+            "--name",
+            "old",
+            "--no-torch-export",
+            "--latent-scheme",
+            "philox4x64-per-image",
+        ],
     )
     assert result.exit_code == 0, result.output
     data = json.loads((tmp_path / "old" / "1" / "manifest.json").read_text())
@@ -276,8 +306,10 @@ def test_auto_weights_ship_the_generator_with_the_lower_fld(ema_run, tmp_path: P
 
     run = _with_white(ema_run, white, tmp_path / "run")
     fld = {
-        w: evaluate_model_dir(export_run(run, repo=tmp_path / w, name="m", evaluate=False, torch_export=False,
-                                         weights=w), fld_samples=2_000)["fld"]
+        w: evaluate_model_dir(
+            export_run(run, repo=tmp_path / w, name="m", evaluate=False, torch_export=False, weights=w),
+            fld_samples=2_000,
+        )["fld"]
         for w in ("ema", "raw")
     }
     best, worst = sorted(fld, key=fld.get)

@@ -48,8 +48,33 @@ def test_dropout_is_off_on_points_and_elsewhere_unless_asked(tmp_path: Path) -> 
     assert [m.p for m in v.D.modules() if isinstance(m, torch.nn.Dropout)] == [0.2] * 3
     cfg, v = build_variant(tiny_config("gan", tmp_path, d_dropout=0.0), torch.device("cpu"))
     assert not any(isinstance(m, torch.nn.Dropout) for m in v.D.modules())
-    with pytest.raises(ValueError, match="dcgan.*--d-dropout"):
-        build_variant(tiny_config("dcgan", tmp_path, d_dropout=0.5), torch.device("cpu"))
+    with pytest.raises(ValueError, match="cgan.*--d-dropout.*projection_discriminator"):
+        build_variant(tiny_config("cgan", tmp_path, d_dropout=0.5), torch.device("cpu"))
+
+
+def test_convolutional_d_drops_whole_feature_maps_when_asked(tmp_path: Path) -> None:
+    """--d-dropout on a convolutional D: Dropout2d(p) after each of its two
+    convolutions (the common DCGAN examples' D), recorded in the net config
+    and the manifest's training record."""
+    for name in ("dcgan", "lsgan", "fgan", "sngan"):
+        cfg, v = build_variant(tiny_config(name, tmp_path, d_dropout=0.25), torch.device("cpu"))
+        drops = [m for m in v.D.modules() if isinstance(m, torch.nn.Dropout2d)]
+        assert len(drops) == 1 and drops[0].p == 0.25, name  # one module, applied after each convolution
+        assert v.d_config.params["dropout"] == 0.25
+        assert type(v).manifest_training(cfg)["d_dropout"] == 0.25
+    x = torch.rand(8, 1, 28, 28) * 2 - 1
+    # The mask is per feature map: with p = 0.5 and 8 maps at 14x14, a map
+    # zeroed whole shows up as a (sample, channel) slice of exact zeros after
+    # conv1's activation; element-wise dropout would almost never zero all
+    # 196 values of a map (0.5 ** 196).
+    _, v = build_variant(tiny_config("dcgan", tmp_path, d_dropout=0.5), torch.device("cpu"))
+    v.D.train()
+    h = v.D.body.drop(torch.nn.functional.leaky_relu(v.D.body.conv1(x), 0.2))
+    zero_maps = (h.flatten(2).abs().amax(2) == 0).float().mean().item()
+    assert 0.3 < zero_maps < 0.7  # 64 maps at p = 0.5: 0.5 +- 0.06 (1 sd)
+    assert not torch.equal(v.D(x), v.D(x))  # a fresh mask each forward
+    v.D.eval()
+    assert torch.equal(v.D(x), v.D(x))
 
 
 # --------------------------------------------------------------------------
@@ -227,3 +252,11 @@ def test_infogan_evaluation_reports_q_on_the_held_out_real_digits(mnist, tmp_pat
     digit = np.asarray(result["category_to_digit"])[category]
     assert result["q_held_out_accuracy"] == pytest.approx((digit == mnist.labels[held].numpy()).mean())
     assert "matched_accuracy" in result
+
+
+def test_upsampling_is_refused_for_an_mlp_generator(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="gan: --g-resize upsample.*MLP"):
+        build_variant(tiny_config("gan", tmp_path, g_resize="upsample"), torch.device("cpu"))
+    _, v = build_variant(tiny_config("dcgan", tmp_path, g_resize="upsample"), torch.device("cpu"))
+    assert isinstance(v.G.net.grow, torch.nn.Upsample)
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in v.G.modules())

@@ -77,6 +77,12 @@ class TrainConfig:
     )
     # > 0: G maps its code through an MLP layer of this size first.
     g_hidden: int = setting(0, "G: MLP layer before the 7x7 map (0: none).", type=click.IntRange(min=0))
+    # How the convolutional G grows 7 -> 14 -> 28 (models.DeconvStack).
+    g_resize: str = setting(
+        "transposed",
+        "Convolutional G: stride-2 transposed convolutions, or nearest upsampling then a 3x3 convolution.",
+        type=click.Choice(["transposed", "upsample"]),
+    )
 
     # InfoGAN
     lambda_cat: float | None = setting(None, "InfoGAN categorical info weight [1.0].", type=float)
@@ -181,7 +187,8 @@ class TrainConfig:
     # Goodfellow et al. (2014) trained their MNIST discriminator with dropout.
     d_dropout: float | None = setting(
         None,
-        "Dropout after each hidden layer of the MLP discriminator [gan on images 0.5; otherwise 0].",
+        "Dropout after each hidden layer of the MLP discriminator, or Dropout2d after each convolution "
+        "of the convolutional one [gan on images 0.5; otherwise 0].",
         type=click.FloatRange(0.0, 1.0, max_open=True),
     )
 

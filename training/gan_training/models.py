@@ -40,6 +40,7 @@ from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
 
 CONDITIONING_KINDS = ("none", "class", "infogan")
+RESIZE_KINDS = ("transposed", "upsample")
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,10 @@ class GeneratorConfig:
     z_dim: int = 100
     width: int = 64  # channels at 14x14; the 7x7 stage has 2 * width
     hidden: int = 0  # > 0: an MLP layer of this size before the 7x7 projection
+    # conv: how G doubles 7 -> 14 -> 28: "transposed" (4x4 stride-2 transposed
+    # convolutions, DCGAN) or "upsample" (nearest-neighbour x2, then a 3x3
+    # convolution; Odena et al. 2016: no checkerboard from uneven overlaps).
+    resize: str = "transposed"
     num_classes: int = 10  # class
     embed_dim: int = 10  # class: size of the learned label embedding
     num_categories: int = 10  # infogan
@@ -139,10 +144,17 @@ def _mlp(
 
 
 class DeconvStack(nn.Module):
-    """A flat code (B, in_dim) -> image (B, 1, 28, 28) in [-1, 1]."""
+    """A flat code (B, in_dim) -> image (B, 1, 28, 28) in [-1, 1].
 
-    def __init__(self, in_dim: int, width: int, hidden: int = 0) -> None:
+    ``resize``: "transposed" (4x4 stride-2 transposed convolutions) or
+    "upsample" (nearest x2, then a 3x3 convolution). Both keep the layer
+    names up1 and up2, and the upsampling itself has no weights.
+    """
+
+    def __init__(self, in_dim: int, width: int, hidden: int = 0, resize: str = "transposed") -> None:
         super().__init__()
+        if resize not in RESIZE_KINDS:
+            raise ValueError(f"unknown generator resize {resize!r}; known: {', '.join(RESIZE_KINDS)}")
         self.width = width
         # The InfoGAN paper's generator starts with a fully connected layer:
         # it lets a code change the whole layout, not just add a template.
@@ -154,15 +166,21 @@ class DeconvStack(nn.Module):
         )
         self.fc = nn.Linear(hidden or in_dim, 2 * width * 7 * 7, bias=False)
         self.bn0 = nn.BatchNorm2d(2 * width)
-        self.up1 = nn.ConvTranspose2d(2 * width, width, 4, stride=2, padding=1, bias=False)
+        if resize == "upsample":
+            self.grow = nn.Upsample(scale_factor=2, mode="nearest")
+            self.up1 = nn.Conv2d(2 * width, width, 3, padding=1, bias=False)
+            self.up2 = nn.Conv2d(width, 1, 3, padding=1)
+        else:
+            self.grow = nn.Identity()
+            self.up1 = nn.ConvTranspose2d(2 * width, width, 4, stride=2, padding=1, bias=False)
+            self.up2 = nn.ConvTranspose2d(width, 1, 4, stride=2, padding=1)
         self.bn1 = nn.BatchNorm2d(width)
-        self.up2 = nn.ConvTranspose2d(width, 1, 4, stride=2, padding=1)
 
     def forward(self, code: torch.Tensor) -> torch.Tensor:
         h = self.fc(self.mlp(code)).view(-1, 2 * self.width, 7, 7)  # (B, 2w, 7, 7)
         h = F.relu(self.bn0(h))
-        h = F.relu(self.bn1(self.up1(h)))  # (B, w, 14, 14)
-        return torch.tanh(self.up2(h))  # (B, 1, 28, 28)
+        h = F.relu(self.bn1(self.up1(self.grow(h))))  # (B, w, 14, 14)
+        return torch.tanh(self.up2(self.grow(h)))  # (B, 1, 28, 28)
 
 
 class ConvBody(nn.Module):
@@ -171,10 +189,12 @@ class ConvBody(nn.Module):
     norm after the second convolution: "batch" (DCGAN; WGAN with clipping),
     "layer" (WGAN-GP: the penalty is per sample, which BatchNorm's batch
     coupling breaks) or "none" (SNGAN). DCGAN leaves the first layer
-    unnormalised so D sees raw pixel statistics.
+    unnormalised so D sees raw pixel statistics. ``dropout`` > 0:
+    Dropout2d(p) after each convolution's activation (whole feature maps
+    dropped, as in the common DCGAN examples' discriminators).
     """
 
-    def __init__(self, width: int, norm: str = "batch", in_channels: int = 1) -> None:
+    def __init__(self, width: int, norm: str = "batch", in_channels: int = 1, dropout: float = 0.0) -> None:
         super().__init__()
         if norm not in ("batch", "layer", "none"):
             raise ValueError(f"unknown norm {norm!r}; known: batch, layer, none")
@@ -186,10 +206,11 @@ class ConvBody(nn.Module):
             "layer": lambda: nn.LayerNorm([2 * width, 7, 7]),
             "none": nn.Identity,
         }[norm]()
+        self.drop = nn.Dropout2d(dropout) if dropout > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = F.leaky_relu(self.conv1(x), 0.2)  # (B, w, 14, 14)
-        h = F.leaky_relu(self.norm(self.conv2(h)), 0.2)  # (B, 2w, 7, 7)
+        h = self.drop(F.leaky_relu(self.conv1(x), 0.2))  # (B, w, 14, 14)
+        h = self.drop(F.leaky_relu(self.norm(self.conv2(h)), 0.2))  # (B, 2w, 7, 7)
         return h.flatten(1)
 
 
@@ -203,7 +224,7 @@ class Generator(nn.Module):
     def __init__(self, cfg: GeneratorConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.net = DeconvStack(cfg.z_dim, cfg.width, cfg.hidden)
+        self.net = DeconvStack(cfg.z_dim, cfg.width, cfg.hidden, cfg.resize)
         init_weights(self)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -218,7 +239,7 @@ class ConditionalGenerator(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.embed = nn.Embedding(cfg.num_classes, cfg.embed_dim)
-        self.net = DeconvStack(cfg.z_dim + cfg.embed_dim, cfg.width, cfg.hidden)
+        self.net = DeconvStack(cfg.z_dim + cfg.embed_dim, cfg.width, cfg.hidden, cfg.resize)
         init_weights(self)
 
     def forward(self, z: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
@@ -231,7 +252,7 @@ class InfoGenerator(nn.Module):
     def __init__(self, cfg: GeneratorConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.net = DeconvStack(cfg.z_dim + cfg.num_categories + cfg.num_continuous, cfg.width, cfg.hidden)
+        self.net = DeconvStack(cfg.z_dim + cfg.num_categories + cfg.num_continuous, cfg.width, cfg.hidden, cfg.resize)
         init_weights(self)
 
     def forward(self, z: torch.Tensor, category: torch.Tensor, continuous: torch.Tensor) -> torch.Tensor:
@@ -308,14 +329,21 @@ class ConvDiscriminator(nn.Module):
     torch.nn.utils.parametrizations.spectral_norm (Miyato et al. 2018).
     ``features``: also return the flattened 7x7 activations (VAE-GAN's Dis_l).
     ``in_channels`` > 1: PacGAN's packs, that many images side by side as channels.
+    ``dropout`` > 0: Dropout2d(p) in the body (:class:`ConvBody`).
     """
 
     def __init__(
-        self, width: int, norm: str = "batch", spectral: bool = False, features: bool = False, in_channels: int = 1
+        self,
+        width: int,
+        norm: str = "batch",
+        spectral: bool = False,
+        features: bool = False,
+        in_channels: int = 1,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self.features = features
-        self.body = ConvBody(width, norm, in_channels)
+        self.body = ConvBody(width, norm, in_channels, dropout)
         self.head = nn.Linear(self.body.out_dim, 1)
         init_weights(self)
         if spectral:

@@ -131,6 +131,10 @@ class Variant:
             raise ValueError(f"{cls.name}: --infogan-paper is InfoGAN's setup (--variant infogan)")
         if cfg.d_hidden and not cls.supports_d_hidden:
             raise ValueError(f"{cls.name}: --d-hidden adds a layer to InfoGAN's D (--variant infogan)")
+        if cfg.g_resize != "transposed" and (points or cls.mlp_on_images):
+            raise ValueError(
+                f"{cls.name}: --g-resize {cfg.g_resize} applies to the convolutional generator; this one is an MLP"
+            )
         if cfg.critic_warmup and not cls.supports_critic_warmup:
             raise ValueError(f"{cls.name}: --critic-warmup is WGAN's schedule of critic steps (wgan, wgan-gp)")
         if cfg.pack > 1:
@@ -164,9 +168,9 @@ class Variant:
         self.d_config = self.discriminator_config()
         self.G = build_generator(self.g_config).to(device)
         self.D = build_net(self.d_config).to(device)
-        if cfg.d_dropout and not any(isinstance(m, nn.Dropout) for m in self.D.modules()):
+        if cfg.d_dropout and not any(isinstance(m, (nn.Dropout, nn.Dropout2d)) for m in self.D.modules()):
             raise ValueError(
-                f"{self.name}: --d-dropout applies to the MLP discriminator (gan, and every variant on point data); "
+                f"{self.name}: --d-dropout applies to the MLP and convolutional discriminators; "
                 f"this one's D is a {self.d_config.kind}"
             )
         self.nets: dict[str, nn.Module] = {"generator": self.G, "discriminator": self.D}
@@ -209,7 +213,11 @@ class Variant:
         cfg = self.cfg
         if not self.mlp:
             return GeneratorConfig(
-                conditioning=self.conditioning, z_dim=cfg.z_dim, width=cfg.width, hidden=cfg.g_hidden
+                conditioning=self.conditioning,
+                z_dim=cfg.z_dim,
+                width=cfg.width,
+                hidden=cfg.g_hidden,
+                resize=cfg.g_resize,
             )
         return GeneratorConfig(
             conditioning=self.conditioning,
@@ -246,6 +254,8 @@ class Variant:
         }
         if m > 1:  # left out at 1, as for dropout
             params["in_channels"] = m
+        if self.cfg.d_dropout:
+            params["dropout"] = self.cfg.d_dropout
         return NetConfig("conv_discriminator", params)
 
     def encoder_config(self, out_dim: int) -> NetConfig:
@@ -519,6 +529,8 @@ class Variant:
             record["d_dropout"] = cfg.d_dropout
         if cfg.pack > 1:
             record["pack"] = cfg.pack
+        if cfg.g_resize != "transposed":
+            record["g_resize"] = cfg.g_resize
         return record
 
     @classmethod
