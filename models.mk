@@ -26,17 +26,24 @@ EXPORT = $(TRAIN) export $(RUNS)/$@ --repo $(MODELS) --name $@ --version $(VERSI
 
 # The four headline models are full width (32) with a 100-d z.
 # dcgan: 12,000 G updates (154 epochs) with a weight average and the rates
-# decaying over the second half: FLD 6.40, where 25 constant-rate epochs
-# gave 7.87.
+# decaying over the second half, Dropout2d(0.25) after each of D's
+# convolutions and a G that upsamples (nearest x2, then a 3x3 convolution)
+# instead of transposed convolutions: FLD 4.70 with the rarest digit at
+# 3.9 %, where the same budget without them gave 6.40 (rarest 2.2 %) and 25
+# constant-rate epochs 7.87.
 dcgan:
 	rm -rf $(RUNS)/$@
 	$(FIT) --variant dcgan --seed 1 --g-ema 0.999 --eval-every 20 --g-steps 12000 --lr-decay-start 0.5 \
-	  --out $(RUNS)/$@
+	  --d-dropout 0.25 --g-resize upsample --out $(RUNS)/$@
 	$(EXPORT)
 
+# cgan: 20,000 G updates (257 epochs) with a weight average and the rates
+# decaying over the second half: 99.9 % conditional accuracy, where 40
+# constant-rate epochs gave 97.4 % and 10,000 G updates 98.9 %.
 cgan:
 	rm -rf $(RUNS)/$@
-	$(FIT) --variant cgan --seed 1 --epochs 40 --out $(RUNS)/$@
+	$(FIT) --variant cgan --seed 1 --g-ema 0.999 --eval-every 20 --g-steps 20000 --lr-decay-start 0.5 \
+	  --out $(RUNS)/$@
 	$(EXPORT)
 
 # Semi-supervised InfoGAN (after Spurr et al., 2017): Q's categorical head
