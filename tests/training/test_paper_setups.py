@@ -77,6 +77,34 @@ def test_convolutional_d_drops_whole_feature_maps_when_asked(tmp_path: Path) -> 
     assert torch.equal(v.D(x), v.D(x))
 
 
+def test_bigan_joint_d_takes_dropout_in_every_layer(tmp_path: Path) -> None:
+    """--d-dropout on bigan's joint D(x, z), as ALI puts dropout in every
+    layer of D: Dropout2d in the image body, Dropout after the z layer and the
+    joint hidden layer; without it the net (and its state-dict keys) are as
+    before."""
+    cfg, v = build_variant(tiny_config("bigan", tmp_path), torch.device("cpu"))
+    plain_keys = set(v.D.state_dict())
+    assert not any(isinstance(m, (torch.nn.Dropout, torch.nn.Dropout2d)) for m in v.D.modules())
+    assert "dropout" not in v.d_config.params
+    cfg, v = build_variant(tiny_config("bigan", tmp_path, d_dropout=0.2), torch.device("cpu"))
+    assert [m.p for m in v.D.modules() if isinstance(m, torch.nn.Dropout2d)] == [0.2]
+    assert [m.p for m in v.D.modules() if type(m) is torch.nn.Dropout] == [0.2, 0.2]
+    assert v.d_config.params["dropout"] == 0.2
+    assert type(v).manifest_training(cfg)["d_dropout"] == 0.2
+    # Dropout has no parameters, but its place in joint shifts the output
+    # layer's index: a checkpoint of the plain D must not load into this one.
+    assert set(v.D.state_dict()) != plain_keys
+    x = torch.rand(8, 1, 28, 28) * 2 - 1
+    z = torch.randn(8, cfg.z_dim)
+    v.D.train()
+    assert not torch.equal(v.D(x, z), v.D(x, z))  # a fresh mask each forward
+    v.D.eval()
+    assert torch.equal(v.D(x, z), v.D(x, z))
+    # Points: Dropout after each of the joint MLP's three hidden layers.
+    _, v = build_variant(tiny_config("bigan", tmp_path, dataset="ring8", d_dropout=0.3), torch.device("cpu"))
+    assert [m.p for m in v.D.modules() if isinstance(m, torch.nn.Dropout)] == [0.3] * 3
+
+
 # --------------------------------------------------------------------------
 # ebgan: a margin on the scale of the energies (MAGAN), the pulling-away term
 

@@ -188,7 +188,7 @@ class TrainConfig:
     d_dropout: float | None = setting(
         None,
         "Dropout after each hidden layer of the MLP discriminator, or Dropout2d after each convolution "
-        "of the convolutional one [gan on images 0.5; otherwise 0].",
+        "of the convolutional one (bigan: in every layer of its joint D) [gan on images 0.5; otherwise 0].",
         type=click.FloatRange(0.0, 1.0, max_open=True),
     )
 

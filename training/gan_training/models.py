@@ -461,25 +461,35 @@ class JointDiscriminator(nn.Module):
     """BiGAN's D(x, z) -> logit (N,) (Donahue et al. 2017; Dumoulin et al. 2017).
 
     Images: x through ConvBody, z through a linear layer, the two joined by
-    an MLP. Points: one MLP on [x, z].
+    an MLP. Points: one MLP on [x, z]. ``dropout`` > 0: ALI's dropout in
+    every layer of D (Dumoulin et al. use 0.2): Dropout2d(p) in the image
+    body, Dropout(p) after the z layer and after each hidden layer.
     """
 
-    def __init__(self, in_shape: tuple[int, ...], z_dim: int, width: int, hidden: int, conv: bool) -> None:
+    def __init__(
+        self, in_shape: tuple[int, ...], z_dim: int, width: int, hidden: int, conv: bool, dropout: float = 0.0
+    ) -> None:
         super().__init__()
         self.conv = conv
         if conv:
-            self.body = ConvBody(width)
+            self.body = ConvBody(width, dropout=dropout)
             self.z_path = nn.Linear(z_dim, hidden)
+            # Dropout modules only when asked, so a checkpoint from before
+            # keeps its state-dict keys (joint.2 is the output layer).
+            self.z_drop = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+            drop = [nn.Dropout(dropout)] if dropout > 0 else []
             self.joint = nn.Sequential(
-                nn.Linear(self.body.out_dim + hidden, hidden), nn.LeakyReLU(0.2), nn.Linear(hidden, 1)
+                nn.Linear(self.body.out_dim + hidden, hidden), nn.LeakyReLU(0.2), *drop, nn.Linear(hidden, 1)
             )
             init_weights(self)
         else:
-            self.joint = nn.Sequential(_mlp(math.prod(in_shape) + z_dim, hidden, 3, "lrelu"), nn.Linear(hidden, 1))
+            self.joint = nn.Sequential(
+                _mlp(math.prod(in_shape) + z_dim, hidden, 3, "lrelu", dropout=dropout), nn.Linear(hidden, 1)
+            )
 
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         if self.conv:
-            joined = torch.cat([self.body(x), F.leaky_relu(self.z_path(z), 0.2)], dim=1)
+            joined = torch.cat([self.body(x), self.z_drop(F.leaky_relu(self.z_path(z), 0.2))], dim=1)
         else:
             joined = torch.cat([x.flatten(1), z], dim=1)
         return self.joint(joined).squeeze(1)

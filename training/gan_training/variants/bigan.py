@@ -31,16 +31,16 @@ class BiGAN(Variant):
     joint_hidden_images = 512
 
     def discriminator_config(self) -> NetConfig:
-        return NetConfig(
-            "joint_discriminator",
-            {
-                "in_shape": tuple(self.info.sample_shape),
-                "z_dim": self.cfg.z_dim,
-                "width": self.cfg.width,
-                "hidden": self.cfg.mlp_hidden if self.mlp else self.joint_hidden_images,
-                "conv": not self.mlp,
-            },
-        )
+        params = {
+            "in_shape": tuple(self.info.sample_shape),
+            "z_dim": self.cfg.z_dim,
+            "width": self.cfg.width,
+            "hidden": self.cfg.mlp_hidden if self.mlp else self.joint_hidden_images,
+            "conv": not self.mlp,
+        }
+        if self.cfg.d_dropout:  # left out at 0: the config (and checkpoint) as before dropout existed
+            params["dropout"] = self.cfg.d_dropout
+        return NetConfig("joint_discriminator", params)
 
     def build_extra_nets(self) -> None:
         self.E = self.add_net("encoder", self.encoder_config(self.cfg.z_dim))
