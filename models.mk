@@ -116,7 +116,7 @@ EXTRA_wgan-gp := --g-steps 4000 --lr-g 2e-4 --lr-d 2e-4 --beta1 0.5 --beta2 0.9
 # second half; at 30 constant-rate epochs (2,340 G updates) lsgan scored FLD
 # 9.23, sngan 9.69 and fgan 9.00. All three with Dropout2d(0.25) in D and
 # the upsampling G (DU below), as dcgan. lsgan: 20,000, FLD 4.88 with the
-# rarest digit at 3.4 % (16,000: 4.98; 12,000: 5.22; without DU, 6,000 gave 6.08 and
+# rarest digit at 3.4 % (28,000: 4.95, no better; 16,000: 4.98; 12,000: 5.22; without DU, 6,000 gave 6.08 and
 # 3.4 %, 16,000 5.83 but digit 4 at 2.1 %). sngan: 20,000, FLD 3.83 and
 # 5.5 % (16,000: 4.17; 12,000: 4.63; 4.94 without DU). fgan
 # (Jensen-Shannon): 28,000, 4.71 and 3.4 % (20,000: 5.26; 16,000: 5.57; 12,000: 5.97; 5.99
