@@ -29,8 +29,8 @@ EXPORT = $(TRAIN) export $(RUNS)/$@ --repo $(MODELS) --name $@ --version $(VERSI
 # decaying over the second half, Dropout2d(0.25) after each of D's
 # convolutions and a G that upsamples (nearest x2, then a 3x3 convolution)
 # instead of transposed convolutions: FLD 4.14 with the rarest digit at
-# 4.1 % (20,000 G updates: 4.20; 12,000: 4.70 and 3.9 %), where 12,000 without them gave
-# 6.40 (rarest 2.2 %) and 25 constant-rate epochs 7.87.
+# 4.1 % (20,000 G updates: 4.20; 12,000: 4.70 and 3.9 %), where 12,000
+# without them gave 6.40 (rarest 2.2 %) and 25 constant-rate epochs 7.87.
 dcgan:
 	rm -rf $(RUNS)/$@
 	$(FIT) --variant dcgan --seed 1 --g-ema 0.999 --eval-every 20 --g-steps 28000 --lr-decay-start 0.5 \
@@ -116,8 +116,9 @@ EXTRA_wgan-gp := --g-steps 4000 --lr-g 2e-4 --lr-d 2e-4 --beta1 0.5 --beta2 0.9
 # second half; at 30 constant-rate epochs (2,340 G updates) lsgan scored FLD
 # 9.23, sngan 9.69 and fgan 9.00. All three with Dropout2d(0.25) in D and
 # the upsampling G (DU below), as dcgan. lsgan: 20,000, FLD 4.88 with the
-# rarest digit at 3.4 % (28,000: 4.95, no better; 16,000: 4.98; 12,000: 5.22; without DU, 6,000 gave 6.08 and
-# 3.4 %, 16,000 5.83 but digit 4 at 2.1 %). sngan: 20,000, FLD 3.83 and
+# rarest digit at 3.4 % (28,000: 4.95, no better; 16,000: 4.98; 12,000:
+# 5.22; without DU, 6,000 gave 6.08 and 3.4 %, 16,000 5.83 but digit 4 at
+# 2.1 %). sngan: 20,000, FLD 3.83 and
 # 5.5 % (16,000: 4.17; 12,000: 4.63; 4.94 without DU). fgan
 # (Jensen-Shannon): 28,000, 4.71 and 3.4 % (20,000: 5.26; 16,000: 5.57; 12,000: 5.97; 5.99
 # and 2.8 % without DU).

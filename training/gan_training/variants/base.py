@@ -243,9 +243,7 @@ class Variant:
                 "spectral": self.d_spectral,
                 "features": self.d_features,
             }
-            if self.cfg.d_dropout:  # left out at 0: the config (and checkpoint) as before dropout existed
-                params["dropout"] = self.cfg.d_dropout
-            return NetConfig("mlp_discriminator", params)
+            return NetConfig("mlp_discriminator", self.with_d_dropout(params))
         params = {
             "width": self.cfg.width,
             "norm": self.d_norm,
@@ -254,9 +252,14 @@ class Variant:
         }
         if m > 1:  # left out at 1, as for dropout
             params["in_channels"] = m
+        return NetConfig("conv_discriminator", self.with_d_dropout(params))
+
+    def with_d_dropout(self, params: dict) -> dict:
+        """D's net params with --d-dropout added; left out at 0, so the
+        config (and checkpoint) are as before dropout existed."""
         if self.cfg.d_dropout:
             params["dropout"] = self.cfg.d_dropout
-        return NetConfig("conv_discriminator", params)
+        return params
 
     def encoder_config(self, out_dim: int) -> NetConfig:
         """An encoder x -> (N, out_dim) for this data."""

@@ -38,9 +38,7 @@ class BiGAN(Variant):
             "hidden": self.cfg.mlp_hidden if self.mlp else self.joint_hidden_images,
             "conv": not self.mlp,
         }
-        if self.cfg.d_dropout:  # left out at 0: the config (and checkpoint) as before dropout existed
-            params["dropout"] = self.cfg.d_dropout
-        return NetConfig("joint_discriminator", params)
+        return NetConfig("joint_discriminator", self.with_d_dropout(params))
 
     def build_extra_nets(self) -> None:
         self.E = self.add_net("encoder", self.encoder_config(self.cfg.z_dim))
