@@ -170,7 +170,7 @@ class Variant:
         self.D = build_net(self.d_config).to(device)
         if cfg.d_dropout and not any(isinstance(m, (nn.Dropout, nn.Dropout2d)) for m in self.D.modules()):
             raise ValueError(
-                f"{self.name}: --d-dropout applies to the MLP and convolutional discriminators; "
+                f"{self.name}: --d-dropout applies to the MLP, convolutional and joint (bigan) discriminators; "
                 f"this one's D is a {self.d_config.kind}"
             )
         self.nets: dict[str, nn.Module] = {"generator": self.G, "discriminator": self.D}
