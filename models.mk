@@ -121,10 +121,10 @@ EXTRA_wgan-gp := --g-steps 4000 --lr-g 2e-4 --lr-d 2e-4 --beta1 0.5 --beta2 0.9
 # the upsampling G (DU below), as dcgan. lsgan: 20,000, FLD 4.88 with the
 # rarest digit at 3.4 % (28,000: 4.95, no better; 16,000: 4.98; 12,000:
 # 5.22; without DU, 6,000 gave 6.08 and 3.4 %, 16,000 5.83 but digit 4 at
-# 2.1 %). sngan: 20,000, FLD 3.83 and
-# 5.5 % (16,000: 4.17; 12,000: 4.63; 4.94 without DU). fgan
-# (Jensen-Shannon): 28,000, 4.71 and 3.4 % (20,000: 5.26; 16,000: 5.57; 12,000: 5.97; 5.99
-# and 2.8 % without DU).
+# 2.1 %). sngan: 20,000, FLD 3.83 and 5.5 % (16,000: 4.17; 12,000: 4.63;
+# 4.94 without DU). fgan (Jensen-Shannon): 28,000, 4.71 and 3.4 % (36,000:
+# 4.74, no better; 20,000: 5.26; 16,000: 5.57; 12,000: 5.97; 5.99 and 2.8 %
+# without DU).
 DU := --d-dropout 0.25 --g-resize upsample
 EXTRA_lsgan := --g-steps 20000 --lr-decay-start 0.5 --eval-every 20 $(DU)
 EXTRA_sngan := --g-steps 20000 --lr-decay-start 0.5 --eval-every 20 $(DU)
