@@ -109,10 +109,11 @@ EXTRA_ebgan := --g-steps 10000 --lr-decay-start 0.5 --eval-every 20
 # at 5e-5 a 4,000-update run still drew strokes of 5 digits after 3,092)
 # decaying over the last 40 %, and G upsampling instead of transposed
 # convolutions (FLD 6.51, rarest digit 3.7 %; 10,000: 7.73; 5,000: 8.62 and
-# 4.3 %, against 10.06 and 3.4 % with transposed ones). wgan-gp: 4,000, Adam at 2e-4 with
-# beta = (0.5, 0.9) (an earlier short probe with 1e-4..4e-4 and these betas
-# beat the old bundled model within 400 G updates).
-EXTRA_wgan := --g-steps 20000 --lr-g 1e-4 --lr-d 1e-4 --lr-decay-start 0.6 --eval-every 10 --g-resize upsample
+# 4.3 %, against 10.06 and 3.4 % with transposed ones). wgan-gp: 4,000,
+# Adam at 2e-4 with beta = (0.5, 0.9) (an earlier short probe with
+# 1e-4..4e-4 and these betas beat the old bundled model within 400 G
+# updates).
+EXTRA_wgan := --g-steps 20000 --lr-g 1e-4 --lr-d 1e-4 --lr-decay-start 0.6 --eval-every 20 --g-resize upsample
 EXTRA_wgan-gp := --g-steps 4000 --lr-g 2e-4 --lr-d 2e-4 --beta1 0.5 --beta2 0.9
 
 # Budgets in G updates with the learning rates decaying linearly over the
